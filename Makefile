@@ -1,0 +1,42 @@
+# The two set-up commands of README.md are `make lab` and `make test`; both
+# create the local virtual environment .venv on first use.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
+# pytest workers for the suite; notebooks of one file stay on one worker.
+JOBS ?= 2
+
+.PHONY: lab test test-fast sync book slides bench clean venv
+
+venv: $(STAMP)
+
+$(STAMP): requirements.txt pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt
+	$(PY) -m pip install --quiet --no-deps -e .
+	touch $(STAMP)
+
+## Open the chapters in JupyterLab (http://127.0.0.1:8888).
+lab: $(STAMP)
+	$(VENV)/bin/jupyter lab --ip=127.0.0.1 --notebook-dir=. $(ROOT_FLAG) chapters
+
+## Run the whole test suite: unit tests, notebook pairing, every notebook executed.
+test: $(STAMP)
+	$(PY) -m pytest -n $(JOBS) --dist loadfile --nbval-lax $(PYTEST_ARGS)
+
+## The same with step counts shrunk (SCORELAB_FAST=1), for a quick local loop.
+test-fast: $(STAMP)
+	SCORELAB_FAST=1 $(PY) -m pytest -n $(JOBS) --dist loadfile --nbval-lax $(PYTEST_ARGS)
+
+## Re-pair every notebook after editing its .md (or .ipynb) source.
+sync: $(STAMP)
+	$(VENV)/bin/jupytext --sync chapters/*.md exercises/*.md solutions/*.md 2>/dev/null || $(VENV)/bin/jupytext --sync chapters/*.md
+
+bench: $(STAMP)
+	for f in benchmarks/bench_*.py; do $(PY) $$f || exit 1; done
+
+clean:
+	rm -rf book/_build book/_slides artifacts .pytest_cache
