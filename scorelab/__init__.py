@@ -20,6 +20,7 @@ from .distributions import (
     song_ermon_mixture,
     standard_gaussian,
     two_mode_1d,
+    noised_score,
 )
 from .utils import fast_mode, fast_or_full
 

@@ -33,6 +33,7 @@ __all__ = [
     "eight_gaussians",
     "ring",
     "concentric_rings",
+    "noised_score",
 ]
 
 _LOG_2PI = math.log(2 * math.pi)
@@ -593,3 +594,27 @@ def concentric_rings(radii=(1.5, 3.5), n_per_unit_length: float = 4.0, std: floa
         means.append(r * torch.stack([torch.cos(a), torch.sin(a)], -1))
         weights.append(torch.full((k,), r / k))
     return GaussianMixture.isotropic(torch.cat(weights), torch.cat(means), std)
+
+
+def noised_score(dist: Distribution, scale: float = 1.0, cache_size: int = 256):
+    """Exact noise-conditional score ``score_fn(x, sigma) = grad log p_sigma(x)`` of ``dist``.
+
+    ``p_sigma`` is the law of ``scale * x0 + sigma * eps`` (``dist.perturbed(sigma, scale)``).
+    ``sigma`` is a number or a tensor whose entries are all equal (one noise level per call,
+    as in annealed Langevin, 4.3.2).  Perturbed distributions are cached per sigma.
+    """
+    from functools import lru_cache
+
+    @lru_cache(maxsize=cache_size)
+    def _at(s: float):
+        return dist.perturbed(s, scale)
+
+    def score_fn(x: torch.Tensor, sigma) -> torch.Tensor:
+        if isinstance(sigma, torch.Tensor):
+            if sigma.numel() > 1 and not bool((sigma == sigma.reshape(-1)[0]).all()):
+                raise ValueError("sigma: the exact noised score takes one noise level per call (all entries equal)")
+            sigma = float(sigma.reshape(-1)[0])
+        return _at(float(sigma)).score(x)
+
+    score_fn.__doc__ = f"Exact score of {dist!r} perturbed by N(0, sigma^2 I): (x (N, d), sigma) -> (N, d)."
+    return score_fn
