@@ -21,7 +21,7 @@ $(STAMP): requirements.txt pyproject.toml
 
 ## Open the chapters in JupyterLab (http://127.0.0.1:8888).
 lab: $(STAMP)
-	$(VENV)/bin/jupyter lab --ip=127.0.0.1 --notebook-dir=. $(ROOT_FLAG) chapters
+	$(VENV)/bin/jupyter lab --ip=127.0.0.1 --ServerApp.root_dir=. --LabApp.default_url=/lab/tree/chapters $(ROOT_FLAG)
 
 ## Run the whole test suite: unit tests, notebook pairing, every notebook executed.
 test: $(STAMP)
