@@ -600,8 +600,8 @@ def noised_score(dist: Distribution, scale: float = 1.0, cache_size: int = 256):
     """Exact noise-conditional score ``score_fn(x, sigma) = grad log p_sigma(x)`` of ``dist``.
 
     ``p_sigma`` is the law of ``scale * x0 + sigma * eps`` (``dist.perturbed(sigma, scale)``).
-    ``sigma`` is a number or a tensor whose entries are all equal (one noise level per call,
-    as in annealed Langevin, 4.3.2).  Perturbed distributions are cached per sigma.
+    ``sigma`` is a number or an (N,) tensor of per-point noise levels (as ``ncsn_loss`` draws
+    them, 4.3.1); points are grouped by level.  Perturbed distributions are cached per sigma.
     """
     from functools import lru_cache
 
@@ -610,9 +610,19 @@ def noised_score(dist: Distribution, scale: float = 1.0, cache_size: int = 256):
         return dist.perturbed(s, scale)
 
     def score_fn(x: torch.Tensor, sigma) -> torch.Tensor:
+        if isinstance(sigma, torch.Tensor) and sigma.numel() > 1:
+            sig = sigma.reshape(-1)
+            if sig.shape[0] != x.shape[0]:
+                raise ValueError(f"sigma: expected a number or a ({x.shape[0]},) tensor, got shape {tuple(sigma.shape)}")
+            levels = torch.unique(sig)
+            if len(levels) == 1:
+                return _at(float(levels[0])).score(x)
+            out = torch.empty_like(x)
+            for level in levels.tolist():  # one exact evaluation per distinct noise level
+                idx = sig == level
+                out[idx] = _at(level).score(x[idx])
+            return out
         if isinstance(sigma, torch.Tensor):
-            if sigma.numel() > 1 and not bool((sigma == sigma.reshape(-1)[0]).all()):
-                raise ValueError("sigma: the exact noised score takes one noise level per call (all entries equal)")
             sigma = float(sigma.reshape(-1)[0])
         return _at(float(sigma)).score(x)
 

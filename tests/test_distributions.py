@@ -201,8 +201,11 @@ def test_noised_score_matches_perturbed():
     for s in (0.1, 1.0, 10.0):
         torch.testing.assert_close(f(x, s), p.perturbed(s).score(x))
         torch.testing.assert_close(f(x, torch.full((10,), s)), p.perturbed(s).score(x))
-    with pytest.raises(ValueError, match="one noise level"):
-        f(x, torch.linspace(0.1, 1, 10))
+    sig = torch.tensor([0.1, 1.0, 0.1, 3.0, 1.0, 0.1, 3.0, 3.0, 1.0, 0.1])
+    per_point = torch.cat([p.perturbed(float(s)).score(x[i:i + 1]) for i, s in enumerate(sig)])
+    torch.testing.assert_close(f(x, sig), per_point)
+    with pytest.raises(ValueError, match=r"\(10,\) tensor"):
+        f(x, torch.linspace(0.1, 1, 7))
 
 
 def test_empirical_distribution_and_memorising_score():
