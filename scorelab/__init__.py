@@ -1,13 +1,25 @@
 """scorelab: the runnable companion to Chapter 4, score-based generative models.
 
-Modules, one concept each:
+One module per concept (imported on first use, so ``import scorelab`` stays light):
 
-- ``scorelab.distributions``: toy distributions with exact scores (4.1)
-- ``scorelab.metrics``: sample and score quality (sliced Wasserstein, MMD, mode weights, Fisher divergence)
+- ``scorelab.distributions``: toy distributions with exact scores and exact noised laws (4.1)
+- ``scorelab.metrics``: sliced Wasserstein, MMD, mode weights, Fisher divergence
 - ``scorelab.plotting``: densities, score fields, particles and animations
+- ``scorelab.losses``: explicit, denoising, sliced and multi-scale score matching (4.2, 4.3)
+- ``scorelab.nets``: small score networks and noise conditioning (4.2, 4.3)
+- ``scorelab.training``: a seeded training loop
+- ``scorelab.samplers``: Langevin, MALA and annealed Langevin (4.1.2, 4.3.2)
+- ``scorelab.mcmc``: preconditioned and kinetic Langevin, HMC, parallel tempering (4.4)
+- ``scorelab.diagnostics``: autocorrelation, effective sample size, ULA bias (4.4.2)
+- ``scorelab.sdes``: VE, VP and sub-VP SDEs (4.5.2)
+- ``scorelab.sde_samplers``: reverse SDE, predictor-corrector, probability-flow ODE (4.5.2, 4.5.3)
+- ``scorelab.likelihood``: exact log-likelihood through the probability-flow ODE (4.5.3)
+- ``scorelab.utils``: the fast switch (``SCORELAB_FAST``) and seeding
 """
 
-from . import distributions
+import importlib
+
+from . import distributions, utils
 from .distributions import (
     EmpiricalDistribution,
     EnergyModel,
@@ -16,12 +28,29 @@ from .distributions import (
     IsingRelaxation,
     concentric_rings,
     eight_gaussians,
+    noised_score,
     ring,
     song_ermon_mixture,
     standard_gaussian,
     two_mode_1d,
-    noised_score,
 )
-from .utils import fast_mode, fast_or_full
+from .utils import fast_mode, fast_or_full, make_generator
 
 __version__ = "0.1.0"
+
+_SUBMODULES = {
+    "metrics", "plotting", "losses", "nets", "training", "samplers", "mcmc", "diagnostics",
+    "sdes", "sde_samplers", "sde_nets", "likelihood",
+}
+
+
+def __getattr__(name):
+    if name in _SUBMODULES:
+        module = importlib.import_module(f".{name}", __name__)
+        globals()[name] = module
+        return module
+    raise AttributeError(f"module 'scorelab' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | _SUBMODULES)
