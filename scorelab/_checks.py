@@ -64,3 +64,64 @@ def check_generator(generator) -> torch.Generator | None:
     if isinstance(generator, int):
         return torch.Generator().manual_seed(generator)
     raise TypeError(f"generator: expected None, an int seed or a torch.Generator, got {type(generator).__name__}")
+
+
+# -- shared by the samplers (scorelab.samplers, scorelab.mcmc) -----------------------
+
+def check_start(x0, shape_hint: str = "(N, d)") -> torch.Tensor:
+    """Check a sampler's starting points (a finite, floating, non-empty (N, d) tensor); return a detached copy."""
+    if not isinstance(x0, torch.Tensor):
+        raise TypeError(f"x0: expected a torch.Tensor of shape {shape_hint}, got {type(x0).__name__}")
+    if not x0.is_floating_point():
+        raise TypeError(f"x0: expected a floating tensor (float32 or float64) of shape {shape_hint}, got dtype "
+                        f"{x0.dtype}; use x0.float()")
+    if x0.ndim != 2:
+        raise ValueError(f"x0: expected a non-empty tensor of shape {shape_hint}, got {tuple(x0.shape)}; "
+                         f"use x0.reshape(-1, d)")
+    if x0.shape[0] == 0 or x0.shape[1] == 0:
+        raise ValueError(f"x0: expected a non-empty tensor of shape {shape_hint} with at least one point of "
+                         f"dimension >= 1, got {tuple(x0.shape)}")
+    if not bool(torch.isfinite(x0).all()):
+        raise ValueError("x0: expected finite values, got NaN or inf")
+    return x0.detach().clone()
+
+
+def check_callable(fn, name: str, signature: str) -> None:
+    """Raise a TypeError naming ``name`` and the expected ``signature`` unless ``fn`` is callable."""
+    if not callable(fn):
+        raise TypeError(f"{name}: expected a callable {signature}, got {type(fn).__name__}")
+
+
+def check_count(n, name: str, minimum: int = 0) -> int:
+    """Return ``n`` after checking it is an int >= ``minimum`` (a step count, a number of levels, ...)."""
+    if isinstance(n, bool) or not isinstance(n, int) or n < minimum:
+        raise ValueError(f"{name}: expected an int >= {minimum}, got {n!r}")
+    return n
+
+
+def check_callback_stats(callback, stats) -> None:
+    """``callback`` must be None or callable; ``stats`` None or a dict the sampler fills."""
+    if callback is not None and not callable(callback):
+        raise TypeError(f"callback: expected None or a callable taking a dict, got {type(callback).__name__}")
+    if stats is not None and not isinstance(stats, dict):
+        raise TypeError(f"stats: expected None or a dict to fill, got {type(stats).__name__}")
+
+
+def checked_score(out, x: torch.Tensor, name: str = "score_fn") -> torch.Tensor:
+    """Check that a score evaluation ``out`` has the shape of ``x``; return it in ``x``'s dtype."""
+    if not isinstance(out, torch.Tensor):
+        raise TypeError(f"{name}: expected it to return a torch.Tensor of shape {tuple(x.shape)}, "
+                        f"got {type(out).__name__}")
+    if out.shape != x.shape:
+        raise ValueError(f"{name}: expected an output of shape {tuple(x.shape)} (same as x), got {tuple(out.shape)}")
+    return out.to(x.dtype)
+
+
+def checked_log_prob(out, x: torch.Tensor, name: str = "log_prob_fn") -> torch.Tensor:
+    """Check that a log-density evaluation ``out`` has shape (N,) for x of shape (N, d)."""
+    if not isinstance(out, torch.Tensor):
+        raise TypeError(f"{name}: expected it to return a torch.Tensor of shape ({x.shape[0]},), "
+                        f"got {type(out).__name__}")
+    if out.shape != (x.shape[0],):
+        raise ValueError(f"{name}: expected an output of shape ({x.shape[0]},), got {tuple(out.shape)}")
+    return out.to(x.dtype)

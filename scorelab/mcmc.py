@@ -35,7 +35,8 @@ import math
 
 import torch
 
-from ._checks import as_float_tensor, check_generator, check_positive
+from ._checks import (as_float_tensor, check_callable, check_callback_stats, check_count, check_generator,
+                      check_positive, check_start, checked_log_prob, checked_score)
 
 __all__ = [
     "sample_preconditioned_langevin",
@@ -47,55 +48,12 @@ __all__ = [
 
 # -- validation helpers ----------------------------------------------------------
 
-def _check_x0(x0, shape_hint: str = "(N, d)") -> torch.Tensor:
-    if not isinstance(x0, torch.Tensor):
-        raise TypeError(f"x0: expected a torch.Tensor of shape {shape_hint}, got {type(x0).__name__}")
-    if not x0.is_floating_point():
-        raise TypeError(f"x0: expected a floating tensor (float32 or float64) of shape {shape_hint}, got dtype "
-                        f"{x0.dtype}; use x0.float()")
-    if x0.ndim != 2 or x0.shape[0] == 0 or x0.shape[1] == 0:
-        raise ValueError(f"x0: expected a non-empty tensor of shape {shape_hint}, got {tuple(x0.shape)}")
-    if not bool(torch.isfinite(x0).all()):
-        raise ValueError("x0: expected finite values, got NaN or inf")
-    return x0.detach().clone()
-
-
-def _check_int(n, name: str, minimum: int = 0) -> int:
-    if isinstance(n, bool) or not isinstance(n, int) or n < minimum:
-        raise ValueError(f"{name}: expected an int >= {minimum}, got {n!r}")
-    return n
-
-
-def _check_callable(fn, name: str, signature: str) -> None:
-    if not callable(fn):
-        raise TypeError(f"{name}: expected a callable {signature}, got {type(fn).__name__}")
-
-
-def _check_optional(callback, stats) -> None:
-    if callback is not None and not callable(callback):
-        raise TypeError(f"callback: expected None or a callable taking a dict, got {type(callback).__name__}")
-    if stats is not None and not isinstance(stats, dict):
-        raise TypeError(f"stats: expected None or a dict to fill, got {type(stats).__name__}")
-
-
 def _score(score_fn, x: torch.Tensor) -> torch.Tensor:
-    out = score_fn(x)
-    if not isinstance(out, torch.Tensor):
-        raise TypeError(f"score_fn: expected it to return a torch.Tensor of shape {tuple(x.shape)}, "
-                        f"got {type(out).__name__}")
-    if out.shape != x.shape:
-        raise ValueError(f"score_fn: expected an output of shape {tuple(x.shape)} (same as x), got {tuple(out.shape)}")
-    return out.to(x.dtype)
+    return checked_score(score_fn(x), x)
 
 
 def _log_prob(log_prob_fn, x: torch.Tensor) -> torch.Tensor:
-    out = log_prob_fn(x)
-    if not isinstance(out, torch.Tensor):
-        raise TypeError(f"log_prob_fn: expected it to return a torch.Tensor of shape ({x.shape[0]},), "
-                        f"got {type(out).__name__}")
-    if out.shape != (x.shape[0],):
-        raise ValueError(f"log_prob_fn: expected an output of shape ({x.shape[0]},), got {tuple(out.shape)}")
-    return out.to(x.dtype)
+    return checked_log_prob(log_prob_fn(x), x)
 
 
 def _randn(shape, g, like: torch.Tensor) -> torch.Tensor:
@@ -200,15 +158,15 @@ def sample_preconditioned_langevin(score_fn, x0: torch.Tensor, step_size: float,
     Returns:
         (N, d) tensor of the final points.
     """
-    _check_callable(score_fn, "score_fn", "mapping (N, d) points to (N, d) scores")
+    check_callable(score_fn, "score_fn", "mapping (N, d) points to (N, d) scores")
     if log_prob_fn is not None:
-        _check_callable(log_prob_fn, "log_prob_fn", "mapping (N, d) points to (N,) log-densities")
-    x = _check_x0(x0)
+        check_callable(log_prob_fn, "log_prob_fn", "mapping (N, d) points to (N,) log-densities")
+    x = check_start(x0)
     eps = check_positive(step_size, "step_size")
-    n_steps = _check_int(n_steps, "n_steps")
+    n_steps = check_count(n_steps, "n_steps")
     G = _SPDMatrix(preconditioner, x.shape[1], "preconditioner", x.dtype)
     g = check_generator(generator)
-    _check_optional(callback, stats)
+    check_callback_stats(callback, stats)
     noise_scale = math.sqrt(2.0 * eps)
 
     if log_prob_fn is None:
@@ -287,10 +245,10 @@ def sample_kinetic_langevin(score_fn, x0: torch.Tensor, step_size: float, n_step
     Returns:
         (N, d) final positions, or ``(x, p)`` with ``return_momentum=True``.
     """
-    _check_callable(score_fn, "score_fn", "mapping (N, d) points to (N, d) scores")
-    x = _check_x0(x0)
+    check_callable(score_fn, "score_fn", "mapping (N, d) points to (N, d) scores")
+    x = check_start(x0)
     h = check_positive(step_size, "step_size")
-    n_steps = _check_int(n_steps, "n_steps")
+    n_steps = check_count(n_steps, "n_steps")
     gamma = check_positive(friction, "friction", allow_zero=True)
     if scheme not in ("BAOAB", "OBABO"):
         raise ValueError(f"scheme: expected 'BAOAB' or 'OBABO', got {scheme!r}")
@@ -298,7 +256,7 @@ def sample_kinetic_langevin(score_fn, x0: torch.Tensor, step_size: float, n_step
         raise TypeError(f"return_momentum: expected a bool, got {type(return_momentum).__name__}")
     M = _SPDMatrix(1.0 if mass is None else mass, x.shape[1], "mass", x.dtype)
     g = check_generator(generator)
-    _check_optional(callback, stats)
+    check_callback_stats(callback, stats)
     if p0 is None:
         p = M.sqrt_mul(_randn(x.shape, g, x))
     else:
@@ -376,18 +334,18 @@ def sample_hmc(score_fn, log_prob_fn, x0: torch.Tensor, step_size: float, n_leap
     Returns:
         (N, d) tensor of the final points.
     """
-    _check_callable(score_fn, "score_fn", "mapping (N, d) points to (N, d) scores")
-    _check_callable(log_prob_fn, "log_prob_fn", "mapping (N, d) points to (N,) log-densities")
-    x = _check_x0(x0)
+    check_callable(score_fn, "score_fn", "mapping (N, d) points to (N, d) scores")
+    check_callable(log_prob_fn, "log_prob_fn", "mapping (N, d) points to (N,) log-densities")
+    x = check_start(x0)
     h = h0 = check_positive(step_size, "step_size")
-    n_leapfrog = _check_int(n_leapfrog, "n_leapfrog", minimum=1)
-    n_steps = _check_int(n_steps, "n_steps")
+    n_leapfrog = check_count(n_leapfrog, "n_leapfrog", minimum=1)
+    n_steps = check_count(n_steps, "n_steps")
     M = _SPDMatrix(1.0 if mass is None else mass, x.shape[1], "mass", x.dtype)
     jitter = check_positive(step_jitter, "step_jitter", allow_zero=True)
     if not jitter < 1.0:
         raise ValueError(f"step_jitter: expected a number in [0, 1), got {step_jitter!r}")
     g = check_generator(generator)
-    _check_optional(callback, stats)
+    check_callback_stats(callback, stats)
 
     s_x, lp_x = _score(score_fn, x), _log_prob(log_prob_fn, x)
     per_step = torch.zeros(n_steps, dtype=torch.float64)
@@ -479,16 +437,16 @@ def sample_parallel_tempering(score_fn, log_prob_fn, x0: torch.Tensor, temperatu
     Returns:
         (N, d) final states of the T = 1 replica, or (K, N, d) with ``return_all=True``.
     """
-    _check_callable(score_fn, "score_fn", "mapping (M, d) points to (M, d) scores")
-    _check_callable(log_prob_fn, "log_prob_fn", "mapping (M, d) points to (M,) log-densities")
+    check_callable(score_fn, "score_fn", "mapping (M, d) points to (M, d) scores")
+    check_callable(log_prob_fn, "log_prob_fn", "mapping (M, d) points to (M,) log-densities")
     temps = _check_temperatures(temperatures)
     K = temps.numel()
     if isinstance(x0, torch.Tensor) and x0.ndim == 3:
         if x0.shape[0] != K:
             raise ValueError(f"x0: expected (N, d) or ({K}, N, d) for {K} temperatures, got {tuple(x0.shape)}")
-        x = torch.stack([_check_x0(x0[k], "(N, d) or (K, N, d)") for k in range(K)])
+        x = torch.stack([check_start(x0[k], "(N, d) or (K, N, d)") for k in range(K)])
     else:
-        x = _check_x0(x0, "(N, d) or (K, N, d)").unsqueeze(0).repeat(K, 1, 1)
+        x = check_start(x0, "(N, d) or (K, N, d)").unsqueeze(0).repeat(K, 1, 1)
     _, N, d = x.shape
     eps = as_float_tensor(step_size, "step_size", torch.float64)
     if eps.ndim == 0:
@@ -498,14 +456,14 @@ def sample_parallel_tempering(score_fn, log_prob_fn, x0: torch.Tensor, temperatu
                          f"got shape {tuple(eps.shape)}")
     if not bool(torch.isfinite(eps).all()) or not bool((eps > 0).all()):
         raise ValueError(f"step_size: expected finite positive values, got {eps.tolist()}")
-    n_steps = _check_int(n_steps, "n_steps")
-    swap_every = _check_int(swap_every, "swap_every", minimum=1)
+    n_steps = check_count(n_steps, "n_steps")
+    swap_every = check_count(swap_every, "swap_every", minimum=1)
     if local not in ("mala", "langevin"):
         raise ValueError(f"local: expected 'mala' or 'langevin', got {local!r}")
     if not isinstance(return_all, bool):
         raise TypeError(f"return_all: expected a bool, got {type(return_all).__name__}")
     g = check_generator(generator)
-    _check_optional(callback, stats)
+    check_callback_stats(callback, stats)
 
     dtype = x.dtype
     beta = (1.0 / temps).to(dtype)                       # (K,) inverse temperatures

@@ -24,63 +24,13 @@ import math
 
 import torch
 
-from ._checks import as_float_tensor, check_generator, check_positive
+from ._checks import (as_float_tensor, check_callable, check_callback_stats, check_count, check_generator,
+                      check_positive, check_start, checked_log_prob, checked_score)
 
 __all__ = ["sample_langevin", "sample_mala", "sample_annealed_langevin", "geometric_sigmas"]
 
 
 # -- validation helpers ----------------------------------------------------------
-
-def _check_x0(x0) -> torch.Tensor:
-    if not isinstance(x0, torch.Tensor):
-        raise TypeError(f"x0: expected a torch.Tensor of shape (N, d), got {type(x0).__name__}")
-    if not x0.is_floating_point():
-        raise TypeError(f"x0: expected a floating tensor (float32 or float64) of shape (N, d), got dtype {x0.dtype}")
-    if x0.ndim != 2:
-        raise ValueError(f"x0: expected shape (N, d), got {tuple(x0.shape)}; use x0.reshape(-1, d)")
-    if x0.shape[0] == 0 or x0.shape[1] == 0:
-        raise ValueError(f"x0: expected at least one point of dimension >= 1, got shape {tuple(x0.shape)}")
-    if not bool(torch.isfinite(x0).all()):
-        raise ValueError("x0: expected finite values, got NaN or inf")
-    return x0.detach().clone()
-
-
-def _check_callable(fn, name: str, signature: str) -> None:
-    if not callable(fn):
-        raise TypeError(f"{name}: expected a callable {signature}, got {type(fn).__name__}")
-
-
-def _check_n_steps(n, name: str = "n_steps") -> int:
-    if isinstance(n, bool) or not isinstance(n, int) or n < 0:
-        raise ValueError(f"{name}: expected a non-negative int, got {n!r}")
-    return n
-
-
-def _check_optional(callback, stats) -> None:
-    if callback is not None and not callable(callback):
-        raise TypeError(f"callback: expected None or a callable taking a dict, got {type(callback).__name__}")
-    if stats is not None and not isinstance(stats, dict):
-        raise TypeError(f"stats: expected None or a dict to fill, got {type(stats).__name__}")
-
-
-def _checked_score(out, x: torch.Tensor, name: str = "score_fn") -> torch.Tensor:
-    """Make sure a score evaluation has the shape of ``x``; cast it to ``x``'s dtype."""
-    if not isinstance(out, torch.Tensor):
-        raise TypeError(f"{name}: expected it to return a torch.Tensor of shape {tuple(x.shape)}, "
-                        f"got {type(out).__name__}")
-    if out.shape != x.shape:
-        raise ValueError(f"{name}: expected an output of shape {tuple(x.shape)} (same as x), got {tuple(out.shape)}")
-    return out.to(x.dtype)
-
-
-def _checked_log_prob(out, x: torch.Tensor) -> torch.Tensor:
-    if not isinstance(out, torch.Tensor):
-        raise TypeError(f"log_prob_fn: expected it to return a torch.Tensor of shape ({x.shape[0]},), "
-                        f"got {type(out).__name__}")
-    if out.shape != (x.shape[0],):
-        raise ValueError(f"log_prob_fn: expected an output of shape ({x.shape[0]},), got {tuple(out.shape)}")
-    return out.to(x.dtype)
-
 
 def _noise(x: torch.Tensor, generator) -> torch.Tensor:
     return torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)
@@ -155,15 +105,15 @@ def sample_langevin(score_fn, x0: torch.Tensor, step_size: float, n_steps: int, 
     Returns:
         (N, d) tensor of the final particles.
     """
-    _check_callable(score_fn, "score_fn", "mapping (N, d) points to (N, d) scores")
-    x = _check_x0(x0)
+    check_callable(score_fn, "score_fn", "mapping (N, d) points to (N, d) scores")
+    x = check_start(x0)
     eps = check_positive(step_size, "step_size")
-    n_steps = _check_n_steps(n_steps)
+    n_steps = check_count(n_steps, "n_steps")
     g = check_generator(generator)
-    _check_optional(callback, stats)
+    check_callback_stats(callback, stats)
     noise_scale = math.sqrt(2.0 * eps)
     for i in range(n_steps):
-        x = x + eps * _checked_score(score_fn(x), x) + noise_scale * _noise(x, g)
+        x = x + eps * checked_score(score_fn(x), x) + noise_scale * _noise(x, g)
         if callback is not None:
             callback({"i": i, "x": x, "step_size": eps})
     if stats is not None:
@@ -198,26 +148,26 @@ def sample_mala(score_fn, log_prob_fn, x0: torch.Tensor, step_size: float, n_ste
     Returns:
         (N, d) tensor of the final particles.
     """
-    _check_callable(score_fn, "score_fn", "mapping (N, d) points to (N, d) scores")
-    _check_callable(log_prob_fn, "log_prob_fn", "mapping (N, d) points to (N,) log-densities")
-    x = _check_x0(x0)
+    check_callable(score_fn, "score_fn", "mapping (N, d) points to (N, d) scores")
+    check_callable(log_prob_fn, "log_prob_fn", "mapping (N, d) points to (N,) log-densities")
+    x = check_start(x0)
     eps = check_positive(step_size, "step_size")
-    n_steps = _check_n_steps(n_steps)
+    n_steps = check_count(n_steps, "n_steps")
     g = check_generator(generator)
-    _check_optional(callback, stats)
+    check_callback_stats(callback, stats)
     noise_scale = math.sqrt(2.0 * eps)
 
     def log_q(to: torch.Tensor, frm: torch.Tensor, score_frm: torch.Tensor) -> torch.Tensor:
         # log N(to; frm + eps s(frm), 2 eps I) without its constant, which cancels.
         return -((to - frm - eps * score_frm) ** 2).sum(-1) / (4.0 * eps)
 
-    s_x = _checked_score(score_fn(x), x)
-    lp_x = _checked_log_prob(log_prob_fn(x), x)
+    s_x = checked_score(score_fn(x), x)
+    lp_x = checked_log_prob(log_prob_fn(x), x)
     per_step = torch.zeros(n_steps, dtype=torch.float64)
     for i in range(n_steps):
         y = x + eps * s_x + noise_scale * _noise(x, g)
-        s_y = _checked_score(score_fn(y), y)
-        lp_y = _checked_log_prob(log_prob_fn(y), y)
+        s_y = checked_score(score_fn(y), y)
+        lp_y = checked_log_prob(log_prob_fn(y), y)
         log_alpha = lp_y - lp_x + log_q(x, y, s_y) - log_q(y, x, s_x)
         u = torch.rand(x.shape[0], generator=g, dtype=x.dtype, device=x.device)
         accepted = torch.log(u) < log_alpha  # NaN log_alpha (e.g. lp_y = -inf) rejects
@@ -268,29 +218,29 @@ def sample_annealed_langevin(score_fn, x0: torch.Tensor, sigmas, *, eps: float, 
     Returns:
         (N, d) tensor of the final samples.
     """
-    _check_callable(score_fn, "score_fn", "(x of shape (N, d), sigma: float) -> (N, d)")
-    x = _check_x0(x0)
+    check_callable(score_fn, "score_fn", "(x of shape (N, d), sigma: float) -> (N, d)")
+    x = check_start(x0)
     levels = _check_sigmas(sigmas)
     eps = check_positive(eps, "eps")
-    n_steps_each = _check_n_steps(n_steps_each, "n_steps_each")
+    n_steps_each = check_count(n_steps_each, "n_steps_each")
     if not isinstance(denoise, bool):
         raise TypeError(f"denoise: expected a bool, got {type(denoise).__name__}")
     g = check_generator(generator)
-    _check_optional(callback, stats)
+    check_callback_stats(callback, stats)
     sigma_last = levels[-1]
     i = 0
     for level, sigma in enumerate(levels):
         alpha = eps * sigma**2 / sigma_last**2
         noise_scale = math.sqrt(2.0 * alpha)
         for _ in range(n_steps_each):
-            x = x + alpha * _checked_score(score_fn(x, sigma), x) + noise_scale * _noise(x, g)
+            x = x + alpha * checked_score(score_fn(x, sigma), x) + noise_scale * _noise(x, g)
             if callback is not None:
                 callback({"i": i, "x": x, "step_size": alpha, "sigma": sigma, "level": level, "denoise": False})
             i += 1
     nfe = i
     if denoise:
         step = sigma_last**2
-        x = x + step * _checked_score(score_fn(x, sigma_last), x)
+        x = x + step * checked_score(score_fn(x, sigma_last), x)
         nfe += 1
         if callback is not None:
             callback({"i": i, "x": x, "step_size": step, "sigma": sigma_last, "level": len(levels) - 1,
