@@ -13,7 +13,9 @@ def as_float_tensor(value, name: str, dtype: torch.dtype | None = None) -> torch
         t = value
     else:
         try:
-            t = torch.as_tensor(value)
+            # numbers and lists go straight to the requested dtype: a float64 value must not round
+            # through float32 on the way
+            t = torch.as_tensor(value, dtype=dtype) if dtype is not None else torch.as_tensor(value)
         except (TypeError, ValueError, RuntimeError) as exc:
             raise TypeError(f"{name}: expected a tensor or array of numbers, got {type(value).__name__}") from exc
     if not (t.is_floating_point() or t.dtype in (torch.int8, torch.int16, torch.int32, torch.int64, torch.uint8)):

@@ -20,7 +20,7 @@ import pytest
 import torch
 
 import scorelab as sl
-from scorelab.metrics import mode_weights, sliced_wasserstein, sliced_wasserstein_floor
+from scorelab.metrics import mode_weights, sliced_wasserstein, sliced_wasserstein_floor, sliced_wasserstein_to_target
 from scorelab.samplers import geometric_sigmas, sample_annealed_langevin, sample_langevin, sample_mala
 
 torch.set_num_threads(1)
@@ -47,9 +47,7 @@ def floor(target):
 
 
 def sw_to_target(x, target, seed):
-    """Mean SW of x to three fresh exact sample sets (averaging the projection/sample noise)."""
-    g = gen(seed)
-    return sum(sliced_wasserstein(x, target.sample(len(x), generator=g), generator=g) for _ in range(3)) / 3
+    return sliced_wasserstein_to_target(x, target, n_repeats=3, generator=gen(seed))
 
 
 def near_floor(value, floor):

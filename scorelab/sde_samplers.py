@@ -1,0 +1,538 @@
+"""Samplers for the score SDE: reverse SDE, predictor-corrector, probability-flow ODE (4.5.2-4.5.3).
+
+Every sampler is a plain function in the k-diffusion style::
+
+    x = sample_<name>(score_fn, x, sde, *, ..., t_eps=1e-3, denoise=True,
+                      generator=None, callback=None, stats=None)
+
+- ``score_fn(x, t)`` is a time-conditional score, x (N, ...) and t (N,) -> shaped like x
+  (``scorelab.sdes.exact_score_fn`` gives the exact one of a toy distribution).
+- ``x`` is a batch drawn from the prior at ``t = T`` (``sde.prior_sampling``); it is not modified.
+- Time runs from ``sde.T`` down to a small ``t_eps > 0``, where the score of the data
+  distribution may be singular.  ``denoise=True`` then applies one Tweedie step
+  ``E[x_0 | x_t] = (x + sigma^2 s(x, t)) / alpha`` at ``t_eps`` (one more score evaluation).
+- ``callback`` receives ``{"i", "x", "t", ...}`` after every step (``t`` is the time reached),
+  which is all ``scorelab.plotting.TrajectoryRecorder`` needs; ``stats["nfe"]`` counts score
+  evaluations.
+
+The loops cost NFE score evaluations and a handful of element-wise operations per step:
+the time grid and every coefficient (``f``, ``g``, ``alpha``, ``sigma`` on the grid) are
+computed once before the loop as Python floats, and the time passed to ``score_fn`` is one
+number expanded to (N,) (a view, not an (N,) allocation).  Since all SDEs here have a linear
+drift ``f(t) x``, a step is ``x <- c1 x + c2 s (+ c3 z)``; the tests check that this equals
+one step of ``sde.reverse(score_fn).sde`` / ``.discretize``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from ._checks import check_callback_stats, check_count, check_generator, check_positive
+from .sdes import SDE, _check_x
+
+__all__ = [
+    "simulate_forward",
+    "time_grid",
+    "karras_times",
+    "langevin_step_size",
+    "sample_euler_maruyama",
+    "sample_reverse_diffusion",
+    "sample_pc",
+    "sample_probability_flow",
+    "sample_probability_flow_adaptive",
+    "sample_heun_karras",
+    "sample_dpm_solver_2",
+]
+
+
+# -- set-up shared by every sampler ----------------------------------------------------
+
+class _Scorer:
+    """Calls ``score_fn`` with a broadcast (N,) time, checks the output once, counts evaluations."""
+
+    def __init__(self, score_fn, x: torch.Tensor):
+        if not callable(score_fn):
+            raise TypeError("score_fn: expected a callable (x (N, ...), t (N,)) -> tensor shaped like x")
+        self.fn, self.shape, self.n, self.nfe = score_fn, x.shape, x.shape[0], 0
+        self.dtype, self.device = x.dtype, x.device
+        self._checked = False
+
+    def __call__(self, x: torch.Tensor, t: float) -> torch.Tensor:
+        tt = torch.tensor(t, dtype=self.dtype, device=self.device).expand(self.n)
+        s = self.fn(x, tt)
+        self.nfe += 1
+        if not self._checked:
+            if not isinstance(s, torch.Tensor) or s.shape != self.shape:
+                got = tuple(s.shape) if isinstance(s, torch.Tensor) else type(s).__name__
+                raise ValueError(f"score_fn: expected an output of shape {tuple(self.shape)} (same as x), got {got}")
+            self._checked = True
+        return s if s.dtype == self.dtype else s.to(self.dtype)
+
+
+def _start(score_fn, x, sde, callback, stats):
+    if not isinstance(sde, SDE):
+        raise TypeError(f"sde: expected a scorelab SDE (VESDE, VPSDE, SubVPSDE), got {type(sde).__name__}")
+    x = _check_x(x).detach().clone()
+    if not bool(torch.isfinite(x).all()):
+        raise ValueError("x: expected finite values, got NaN or inf")
+    check_callback_stats(callback, stats)
+    return x, _Scorer(score_fn, x)
+
+
+def _check_t_eps(t_eps, sde: SDE) -> float:
+    t_eps = check_positive(t_eps, "t_eps")
+    if not t_eps < sde.T:
+        raise ValueError(f"t_eps: expected 0 < t_eps < T = {sde.T}, got {t_eps}")
+    return t_eps
+
+
+def _n_steps(n, name="n_steps") -> int:
+    return check_count(n, name, minimum=1)
+
+
+def _coef(fn, ts: torch.Tensor) -> list[float]:
+    """Evaluate a coefficient function on the whole grid at once, as Python floats."""
+    return fn(ts).tolist()
+
+
+def time_grid(sde: SDE, n_steps: int, t_eps: float = 1e-3) -> torch.Tensor:
+    """Uniform decreasing grid ``T = t_0 > t_1 > ... > t_n = t_eps`` (section 4.5.2): (n_steps + 1,) float64."""
+    n_steps = _n_steps(n_steps)
+    return torch.linspace(sde.T, _check_t_eps(t_eps, sde), n_steps + 1, dtype=torch.float64)
+
+
+def karras_times(sde: SDE, n_steps: int, t_eps: float = 1e-3, rho: float = 7.0) -> torch.Tensor:
+    """Times whose noise levels follow Karras et al. (2022)'s spacing (section 4.5.3), (n_steps + 1,) float64.
+
+    With ``r = sde.noise_ratio(t)`` (the sigma of the rescaled variable ``x / alpha``),
+    ``r_i = (r_max^(1/rho) + i/n (r_min^(1/rho) - r_max^(1/rho)))^rho`` runs from ``r(T)`` to
+    ``r(t_eps)``; ``rho = 7`` crowds the steps at low noise, where the ODE bends most.
+    The times are ``sde.inverse_noise_ratio(r_i)``.
+    """
+    n_steps = _n_steps(n_steps)
+    rho = check_positive(rho, "rho")
+    ends = torch.tensor([sde.T, _check_t_eps(t_eps, sde)], dtype=torch.float64)
+    r_max, r_min = sde.noise_ratio(ends).tolist()
+    ramp = torch.linspace(0, 1, n_steps + 1, dtype=torch.float64)
+    r = (r_max ** (1 / rho) + ramp * (r_min ** (1 / rho) - r_max ** (1 / rho))) ** rho
+    t = sde.inverse_noise_ratio(r)
+    t[0], t[-1] = ends[0], ends[1]  # exact end points despite round-off
+    return t
+
+
+def _grid(sde, n_steps, t_eps, ts) -> torch.Tensor:
+    if ts is None:
+        return time_grid(sde, n_steps, t_eps)
+    ts = torch.as_tensor(ts, dtype=torch.float64).reshape(-1)
+    if ts.numel() < 2 or not bool((ts[1:] < ts[:-1]).all()):
+        raise ValueError("ts: expected a strictly decreasing grid of at least two times")
+    if not (float(ts[0]) <= sde.T and float(ts[-1]) > 0):
+        raise ValueError(f"ts: expected times in (0, T = {sde.T}], got [{float(ts[-1])}, {float(ts[0])}]")
+    return ts
+
+
+def _denoise(scorer: _Scorer, x, sde: SDE, t: float, i: int, callback):
+    """Tweedie's formula ``E[x_0 | x_t] = (x + sigma(t)^2 s(x, t)) / alpha(t)`` (one score evaluation)."""
+    tt = torch.tensor([t], dtype=torch.float64)
+    a, s = float(sde.alpha(tt)), float(sde.sigma(tt))
+    x = (x + s * s * scorer(x, t)) / a
+    if callback is not None:
+        callback({"i": i, "x": x, "t": 0.0, "denoise": True})
+    return x
+
+
+def _finish(scorer, x, sde, t_last, i, denoise, callback, stats):
+    if not isinstance(denoise, bool):
+        raise TypeError(f"denoise: expected a bool, got {type(denoise).__name__}")
+    if denoise:
+        x = _denoise(scorer, x, sde, t_last, i, callback)
+    if stats is not None:
+        stats["nfe"] = scorer.nfe
+    return x
+
+
+def _randn(x, g):
+    return torch.randn(x.shape, generator=g, dtype=x.dtype, device=x.device)
+
+
+# -- section 4.5.2: the forward SDE ------------------------------------------------------
+
+@torch.no_grad()
+def simulate_forward(x0: torch.Tensor, sde: SDE, *, n_steps: int = 1000, t_end: float | None = None,
+                     generator=None, callback=None) -> torch.Tensor:
+    """Euler--Maruyama simulation of the forward SDE ``dx = f(t) x dt + g(t) dW`` from t = 0 (4.5.2).
+
+    ``x <- x + f(t) x h + g(t) sqrt(h) z`` on a uniform grid of ``n_steps`` steps from 0 to
+    ``t_end`` (default T).  No score is needed: this is how data are turned into noise, and
+    its moments converge to ``sde.marginal_prob`` as ``h -> 0``.
+
+    Args:
+        x0: (N, ...) data at t = 0 (not modified).
+        sde: the forward SDE.
+        n_steps: number of steps.
+        t_end: final time in (0, T].
+        generator: ``torch.Generator`` or int seed.
+        callback: ``{"i", "x", "t"}`` after each step (``t`` is the time reached).
+
+    Returns:
+        (N, ...) states at ``t_end``.
+    """
+    if not isinstance(sde, SDE):
+        raise TypeError(f"sde: expected a scorelab SDE, got {type(sde).__name__}")
+    x = _check_x(x0, "x0").detach().clone()
+    n_steps = _n_steps(n_steps)
+    t_end = sde.T if t_end is None else check_positive(t_end, "t_end")
+    if t_end > sde.T:
+        raise ValueError(f"t_end: expected a time in (0, T = {sde.T}], got {t_end}")
+    if callback is not None and not callable(callback):
+        raise TypeError(f"callback: expected None or a callable taking a dict, got {type(callback).__name__}")
+    g = check_generator(generator)
+    ts = torch.linspace(0, t_end, n_steps + 1, dtype=torch.float64)
+    h = t_end / n_steps
+    c_x = [1 + f * h for f in _coef(sde.drift_coef, ts[:-1])]
+    c_z = [gi * math.sqrt(h) for gi in _coef(sde.diffusion_coef, ts[:-1])]
+    tl = ts.tolist()
+    for i in range(n_steps):
+        x = c_x[i] * x + c_z[i] * _randn(x, g)
+        if callback is not None:
+            callback({"i": i, "x": x, "t": tl[i + 1]})
+    return x
+
+
+# -- section 4.5.2: the reverse SDE -----------------------------------------------------
+
+def langevin_step_size(score: torch.Tensor, noise: torch.Tensor, snr: float, alpha: float = 1.0) -> float:
+    """Langevin corrector step ``eps = 2 alpha (snr |z| / |s|)^2`` (Song et al. 2021, Alg. 4/5; section 4.5.2).
+
+    ``|z|`` and ``|s|`` are the per-example norms of the noise and of the score averaged over
+    the batch, so the update ``eps s + sqrt(2 eps) z`` has a drift ``snr`` times the size of
+    its noise.  ``alpha`` is ``sde.corrector_alpha`` (``1 - beta_i`` for VP, 1 for VE).
+    """
+    n = score.shape[0]
+    s_norm = float(score.reshape(n, -1).norm(dim=-1).mean())
+    z_norm = float(noise.reshape(n, -1).norm(dim=-1).mean())
+    if s_norm == 0:
+        raise ValueError("score: the score is zero at every point; the snr step size is undefined")
+    return 2 * alpha * (snr * z_norm / s_norm) ** 2
+
+
+_PREDICTORS = ("euler_maruyama", "reverse_diffusion", None)
+_CORRECTORS = ("langevin", None)
+
+
+@torch.no_grad()
+def sample_pc(score_fn, x: torch.Tensor, sde: SDE, *, n_steps: int = 1000,
+              predictor: str | None = "reverse_diffusion", corrector: str | None = "langevin",
+              snr: float = 0.16, n_corrector_steps: int = 1, t_eps: float = 1e-3, ts=None,
+              denoise: bool = True, generator=None, callback=None, stats=None) -> torch.Tensor:
+    """Predictor-corrector sampling of the reverse SDE, Song et al. (2021) Algorithm 1 (section 4.5.2).
+
+    For each step ``t_i -> t_{i+1}`` of the decreasing grid, first the *predictor* moves the
+    batch along the reverse-time SDE ``dx = [f(t) x - g(t)^2 s(x, t)] dt + g(t) dW``, then the
+    *corrector* runs ``n_corrector_steps`` Langevin updates targeting ``p_{t_{i+1}}``:
+
+    - ``"euler_maruyama"``: ``x <- x - (f x - g^2 s) h + g sqrt(h) z`` with ``h = t_i - t_{i+1}``;
+    - ``"reverse_diffusion"``: undoes the exact forward step that lands at ``t_i``
+      (``sde.discrete_coefs``: SMLD's step for VE, DDPM's for VP),
+      ``x <- x - a x + G^2 s + G z`` (the paper's Algorithm 2/3 predictor);
+    - ``"langevin"`` corrector: ``x <- x + eps s + sqrt(2 eps) z`` with ``eps`` from
+      ``langevin_step_size(s, z, snr, sde.corrector_alpha(t, h))``.
+
+    ``predictor=None`` leaves the corrector alone (annealed Langevin on the SDE's noise
+    levels); ``corrector=None`` is the predictor alone.
+
+    Args:
+        score_fn: ``(x (N, ...), t (N,)) -> shaped like x``.
+        x: (N, ...) prior samples at time T.
+        sde: the forward SDE.
+        n_steps: number of predictor steps (grid intervals).
+        snr: the corrector's signal-to-noise ratio r (0.16 in the paper for VE on CIFAR-10).
+        n_corrector_steps: Langevin steps per grid point (M).
+        t_eps, ts: the grid ``linspace(T, t_eps, n_steps + 1)``, or an explicit decreasing ``ts``.
+        denoise: final Tweedie step at ``t_eps``.
+        generator: ``torch.Generator`` or int seed.
+        callback: called after each step with ``{"i", "x", "x_mean", "t", "step_size", "kind"}``
+            (``kind`` is ``"predictor"`` or ``"corrector"``).
+        stats: filled with ``"nfe" = n_steps * (1 + M)`` (+1 with ``denoise``).
+
+    Returns:
+        (N, ...) samples.
+    """
+    x, score = _start(score_fn, x, sde, callback, stats)
+    if predictor not in _PREDICTORS:
+        raise ValueError(f"predictor: expected one of {_PREDICTORS}, got {predictor!r}")
+    if corrector not in _CORRECTORS:
+        raise ValueError(f"corrector: expected one of {_CORRECTORS}, got {corrector!r}")
+    if predictor is None and corrector is None:
+        raise ValueError("predictor, corrector: at least one of them must be set")
+    ts = _grid(sde, _n_steps(n_steps) if ts is None else 1, t_eps, ts)
+    snr = check_positive(snr, "snr")
+    m = n_corrector_steps if corrector is not None else 0
+    if isinstance(m, bool) or not isinstance(m, int) or m < 0:
+        raise ValueError(f"n_corrector_steps: expected a non-negative int, got {n_corrector_steps!r}")
+    g = check_generator(generator)
+
+    t_now, t_next = ts[:-1], ts[1:]
+    h = (t_now - t_next).tolist()
+    tl, tn = t_now.tolist(), t_next.tolist()
+    if predictor == "euler_maruyama":
+        f, gg = _coef(sde.drift_coef, t_now), _coef(sde.diffusion_coef, t_now)
+        # x - (f x - g^2 s) h + g sqrt(h) z
+        c_x = [1 - fi * hi for fi, hi in zip(f, h)]
+        c_s = [gi * gi * hi for gi, hi in zip(gg, h)]
+        c_z = [gi * math.sqrt(hi) for gi, hi in zip(gg, h)]
+    elif predictor == "reverse_diffusion":
+        a_list, G_list = [], []
+        for ti, hi in zip(tl, h):  # discrete_coefs takes one dt; grids may be non-uniform
+            a, G = sde.discrete_coefs(torch.tensor([ti], dtype=torch.float64), hi)
+            a_list.append(float(a)), G_list.append(float(G))
+        c_x = [1 - a for a in a_list]
+        c_s = [G * G for G in G_list]
+        c_z = G_list
+    if m:
+        c_alpha = [float(sde.corrector_alpha(torch.tensor([t], dtype=torch.float64), hi)) for t, hi in zip(tn, h)]
+
+    step = 0
+    for i in range(len(h)):
+        if predictor is not None:
+            x_mean = c_x[i] * x + c_s[i] * score(x, tl[i])
+            x = x_mean + c_z[i] * _randn(x, g)
+            if callback is not None:
+                callback({"i": step, "x": x, "x_mean": x_mean, "t": tn[i], "step_size": h[i], "kind": "predictor"})
+            step += 1
+        for _ in range(m):
+            s = score(x, tn[i])
+            z = _randn(x, g)
+            eps = langevin_step_size(s, z, snr, c_alpha[i])
+            x_mean = x + eps * s
+            x = x_mean + math.sqrt(2 * eps) * z
+            if callback is not None:
+                callback({"i": step, "x": x, "x_mean": x_mean, "t": tn[i], "step_size": eps, "kind": "corrector"})
+            step += 1
+    return _finish(score, x, sde, tn[-1], step, denoise, callback, stats)
+
+
+def sample_euler_maruyama(score_fn, x: torch.Tensor, sde: SDE, *, n_steps: int = 1000, t_eps: float = 1e-3,
+                          ts=None, denoise: bool = True, generator=None, callback=None, stats=None) -> torch.Tensor:
+    """Euler--Maruyama on the reverse-time SDE ``dx = [f x - g^2 s] dt + g dW`` (section 4.5.2).
+
+    ``x <- x - (f(t) x - g(t)^2 s(x, t)) h + g(t) sqrt(h) z`` with ``h = t_i - t_{i+1}``; one score
+    evaluation per step.  Same as ``sample_pc(..., predictor="euler_maruyama", corrector=None)``.
+    """
+    return sample_pc(score_fn, x, sde, n_steps=n_steps, predictor="euler_maruyama", corrector=None, t_eps=t_eps,
+                     ts=ts, denoise=denoise, generator=generator, callback=callback, stats=stats)
+
+
+def sample_reverse_diffusion(score_fn, x: torch.Tensor, sde: SDE, *, n_steps: int = 1000, t_eps: float = 1e-3,
+                             ts=None, denoise: bool = True, generator=None, callback=None,
+                             stats=None) -> torch.Tensor:
+    """Reverse-diffusion predictor alone (Song et al. 2021, section 4.2 and Appendix E; our 4.5.2).
+
+    Reverses the forward discretisation step by step: ``x <- x - a x + G^2 s + G z``, which for
+    the VP SDE is DDPM's ancestral sampler to first order in ``beta_i`` and for VE is SMLD's.  Same as
+    ``sample_pc(..., predictor="reverse_diffusion", corrector=None)``.
+    """
+    return sample_pc(score_fn, x, sde, n_steps=n_steps, predictor="reverse_diffusion", corrector=None,
+                     t_eps=t_eps, ts=ts, denoise=denoise, generator=generator, callback=callback, stats=stats)
+
+
+# -- section 4.5.3: the probability-flow ODE ------------------------------------------
+
+@torch.no_grad()
+def sample_probability_flow(score_fn, x: torch.Tensor, sde: SDE, *, n_steps: int = 100, method: str = "heun",
+                            t_eps: float = 1e-3, ts=None, denoise: bool = True, callback=None,
+                            stats=None) -> torch.Tensor:
+    """Fixed-step integration of the probability-flow ODE ``dx/dt = f(t) x - g(t)^2 s(x, t) / 2`` (4.5.3).
+
+    Deterministic: the same prior sample always maps to the same output, and the marginals
+    at every t are those of the SDE.  ``method="euler"`` (first order, 1 evaluation per
+    step) or ``"heun"`` (explicit trapezoid, second order, 2 per step).
+
+    Args:
+        score_fn, x, sde: as in ``sample_pc``.
+        n_steps, t_eps, ts: the decreasing time grid (``ts`` overrides, e.g. ``karras_times``).
+        method: ``"euler"`` or ``"heun"``.
+        denoise: final Tweedie step at ``t_eps``.
+        callback: ``{"i", "x", "t", "step_size"}`` after each step.
+        stats: ``"nfe"``: ``n_steps`` (Euler) or ``2 n_steps`` (Heun), +1 with ``denoise``.
+    """
+    x, score = _start(score_fn, x, sde, callback, stats)
+    if method not in ("euler", "heun"):
+        raise ValueError(f"method: expected 'euler' or 'heun', got {method!r}")
+    ts = _grid(sde, _n_steps(n_steps) if ts is None else 1, t_eps, ts)
+    tl = ts.tolist()
+    f = _coef(sde.drift_coef, ts)
+    half_g2 = [0.5 * v * v for v in _coef(sde.diffusion_coef, ts)]
+
+    def velocity(x, i):
+        return f[i] * x - half_g2[i] * score(x, tl[i])
+
+    for i in range(len(tl) - 1):
+        dt = tl[i + 1] - tl[i]  # negative: time runs backwards
+        v = velocity(x, i)
+        if method == "euler":
+            x = x + dt * v
+        else:
+            x_pred = x + dt * v
+            x = x + (0.5 * dt) * (v + velocity(x_pred, i + 1))
+        if callback is not None:
+            callback({"i": i, "x": x, "t": tl[i + 1], "step_size": -dt})
+    return _finish(score, x, sde, tl[-1], len(tl) - 1, denoise, callback, stats)
+
+
+_SCIPY_METHODS = ("RK45", "RK23", "DOP853", "Radau", "BDF", "LSODA")
+_TORCHDIFFEQ_ADAPTIVE = ("dopri5", "dopri8", "bosh3", "fehlberg2", "adaptive_heun")
+
+
+def sample_probability_flow_adaptive(score_fn, x: torch.Tensor, sde: SDE, *, solver: str = "scipy",
+                                     method: str | None = None, rtol: float = 1e-5, atol: float = 1e-5,
+                                     t_eps: float = 1e-3, t_eval=None, options: dict | None = None,
+                                     denoise: bool = True, callback=None, stats=None) -> torch.Tensor:
+    """Probability-flow ODE with an adaptive black-box solver (section 4.5.3).
+
+    - ``solver="scipy"``: ``scipy.integrate.solve_ivp`` on the flattened float64 state, as in
+      the paper's code; ``method`` one of RK45 (default), RK23, DOP853, Radau, BDF, LSODA.
+    - ``solver="torchdiffeq"``: ``torchdiffeq.odeint`` in torch; ``method`` any of its
+      methods (``"dopri5"`` default, ``"bosh3"``, ``"rk4"``, ...; fixed-step methods take
+      ``options={"step_size": h}``).
+
+    The whole batch is one ODE system, so the solver's step is set by the hardest
+    example.  ``t_eval`` (decreasing times in ``(t_eps, T)``) adds dense-output frames that
+    are reported to ``callback`` as ``{"i", "x", "t"}``, without changing the solution.
+
+    Returns (N, ...) samples; ``stats`` gets ``"nfe"`` (function evaluations of the solver,
+    +1 with ``denoise``).
+    """
+    x, score = _start(score_fn, x, sde, callback, stats)
+    t_eps = _check_t_eps(t_eps, sde)
+    rtol, atol = check_positive(rtol, "rtol"), check_positive(atol, "atol")
+    times = [sde.T] + ([] if t_eval is None else [float(v) for v in t_eval]) + [t_eps]
+    if any(b >= a for a, b in zip(times, times[1:])):
+        raise ValueError(f"t_eval: expected times strictly decreasing inside (t_eps, T) = ({t_eps}, {sde.T})")
+    shape, dtype = x.shape, x.dtype
+
+    def velocity(xt: torch.Tensor, t: float) -> torch.Tensor:
+        t = min(max(t, t_eps), sde.T)  # guard against round-off at the ends of the interval
+        tt = torch.tensor([t], dtype=torch.float64)
+        f, g = float(sde.drift_coef(tt)), float(sde.diffusion_coef(tt))
+        return f * xt - (0.5 * g * g) * score(xt, t)
+
+    if solver == "scipy":
+        from scipy.integrate import solve_ivp
+
+        method = method or "RK45"
+        if method not in _SCIPY_METHODS:
+            raise ValueError(f"method: expected one of {_SCIPY_METHODS} for solver='scipy', got {method!r}")
+
+        def rhs(t, y):
+            xt = torch.from_numpy(y).reshape(shape).to(dtype)
+            with torch.no_grad():
+                return velocity(xt, t).reshape(-1).double().numpy()
+
+        sol = solve_ivp(rhs, (sde.T, t_eps), x.reshape(-1).double().cpu().numpy(), method=method,
+                        rtol=rtol, atol=atol, t_eval=times[1:], **(options or {}))
+        if not sol.success:
+            raise RuntimeError(f"solve_ivp failed: {sol.message}")
+        frames = [torch.from_numpy(sol.y[:, k]).reshape(shape).to(dtype=dtype, device=x.device)
+                  for k in range(sol.y.shape[1])]
+    elif solver == "torchdiffeq":
+        try:
+            from torchdiffeq import odeint
+        except ImportError as exc:  # pragma: no cover - optional dependency
+            raise ImportError("solver='torchdiffeq' needs the torchdiffeq package (pip install torchdiffeq)") from exc
+        method = method or "dopri5"
+        options = dict(options or {})
+        if method in _TORCHDIFFEQ_ADAPTIVE:
+            # adaptive steps may overshoot the last time and interpolate back; the score is not
+            # defined past t = 0, so make the solver land on t_eps exactly
+            options.setdefault("step_t", torch.tensor([t_eps], dtype=torch.float64))
+        with torch.no_grad():
+            out = odeint(lambda t, xt: velocity(xt, float(t)), x,
+                         torch.tensor(times, dtype=torch.float64, device=x.device),
+                         rtol=rtol, atol=atol, method=method, options=options)
+        frames = list(out[1:])
+    else:
+        raise ValueError(f"solver: expected 'scipy' or 'torchdiffeq', got {solver!r}")
+
+    if callback is not None:
+        for k, (t, xk) in enumerate(zip(times[1:], frames)):
+            callback({"i": k, "x": xk, "t": t})
+    with torch.no_grad():
+        return _finish(score, frames[-1], sde, t_eps, len(frames), denoise, callback, stats)
+
+
+# -- few-step solvers: quality at 10-25 evaluations ---------------------------------------
+
+@torch.no_grad()
+def sample_heun_karras(score_fn, x: torch.Tensor, sde: SDE, *, n_steps: int = 10, rho: float = 7.0,
+                       t_eps: float = 1e-3, denoise: bool = True, callback=None, stats=None) -> torch.Tensor:
+    """Karras et al. (2022), "Elucidating the Design Space...", Algorithm 1: Heun on the
+    probability-flow ODE in the rescaled variables of that paper (section 4.5.3).
+
+    Writing ``x = alpha(t) y`` and ``r = sigma(t) / alpha(t)`` (``sde.noise_ratio``), the ODE of
+    any of our SDEs becomes ``dy/dr = (y - D(x, t)) / r`` with the Tweedie denoiser
+    ``D = (x + sigma^2 s(x, t)) / alpha``.  In these coordinates the solution curves are
+    nearly straight, so Heun steps on the ``rho = 7`` noise spacing of ``karras_times``
+    reach a good sample in 10-25 evaluations.  The optional denoising step is the Euler
+    step from ``r(t_eps)`` to ``r = 0`` (it returns ``D``).
+
+    NFE: ``2 n_steps`` (+1 with ``denoise``).  ``callback`` gets ``{"i", "x", "t", "sigma"}``.
+    """
+    x, score = _start(score_fn, x, sde, callback, stats)
+    ts = karras_times(sde, n_steps, t_eps, rho)
+    tl = ts.tolist()
+    alpha, sigma = _coef(sde.alpha, ts), _coef(sde.sigma, ts)
+    r = [s / a for s, a in zip(sigma, alpha)]
+
+    def slope(y, i):  # dy/dr at (y, r_i)
+        xt = alpha[i] * y
+        d = (xt + sigma[i] ** 2 * score(xt, tl[i])) / alpha[i]
+        return (y - d) / r[i]
+
+    y = x / alpha[0]
+    for i in range(len(tl) - 1):
+        dr = r[i + 1] - r[i]
+        k1 = slope(y, i)
+        y_pred = y + dr * k1
+        y = y + (0.5 * dr) * (k1 + slope(y_pred, i + 1))
+        if callback is not None:
+            callback({"i": i, "x": alpha[i + 1] * y, "t": tl[i + 1], "sigma": r[i + 1]})
+    return _finish(score, alpha[-1] * y, sde, tl[-1], len(tl) - 1, denoise, callback, stats)
+
+
+@torch.no_grad()
+def sample_dpm_solver_2(score_fn, x: torch.Tensor, sde: SDE, *, n_steps: int = 10, t_eps: float = 1e-3,
+                        denoise: bool = True, callback=None, stats=None) -> torch.Tensor:
+    """DPM-Solver-2 (Lu et al. 2022, Algorithm 1, midpoint form) on the probability-flow ODE (4.5.3).
+
+    In ``lambda = log(alpha / sigma)`` the ODE for ``x_t = alpha x_0 + sigma eps`` is solved exactly
+    in its linear part; only the noise prediction ``eps = -sigma s`` is approximated, by its
+    value at the midpoint ``lambda_i + h/2``::
+
+        u       = (alpha_m / alpha_i) x - sigma_m (e^{h/2} - 1) eps(x, t_i)
+        x_{i+1} = (alpha_{i+1} / alpha_i) x - sigma_{i+1} (e^h - 1) eps(u, t_m)
+
+    Steps are uniform in ``lambda`` between ``t = T`` and ``t_eps``.  NFE ``2 n_steps`` (+1).
+    ``callback`` gets ``{"i", "x", "t"}``.
+    """
+    x, score = _start(score_fn, x, sde, callback, stats)
+    n_steps = _n_steps(n_steps)
+    ends = torch.tensor([sde.T, _check_t_eps(t_eps, sde)], dtype=torch.float64)
+    lam = torch.linspace(*(-torch.log(sde.noise_ratio(ends))).tolist(), 2 * n_steps + 1, dtype=torch.float64)
+    ts = sde.inverse_noise_ratio(torch.exp(-lam))  # grid points and midpoints, interleaved
+    ts[0], ts[-1] = ends[0], ends[1]
+    tl, alpha, sigma = ts.tolist(), _coef(sde.alpha, ts), _coef(sde.sigma, ts)
+    h = float(lam[2] - lam[0])
+
+    def eps(xt, j):
+        return -sigma[j] * score(xt, tl[j])
+
+    for i in range(n_steps):
+        j, mid, k = 2 * i, 2 * i + 1, 2 * i + 2
+        u = (alpha[mid] / alpha[j]) * x - (sigma[mid] * math.expm1(h / 2)) * eps(x, j)
+        x = (alpha[k] / alpha[j]) * x - (sigma[k] * math.expm1(h)) * eps(u, mid)
+        if callback is not None:
+            callback({"i": i, "x": x, "t": tl[k]})
+    return _finish(score, x, sde, tl[-1], n_steps, denoise, callback, stats)
