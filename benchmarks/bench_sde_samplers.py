@@ -12,9 +12,9 @@ reports, for 10k and 100k particles:
 
 For comparison, the same analytic score drives diffusers' ``ScoreSdeVeScheduler`` (the
 predictor-corrector sampler of Song et al. 2021, VE SDE) when diffusers is installed
-(``pip install -r requirements-dev.txt``), and k-diffusion's samplers when k-diffusion can be
-imported.  k-diffusion 0.1.1 needs torchvision and pulls a different torch than the pinned
-CPU build, so it is normally absent and reported as skipped.
+(``pip install -r requirements-dev.txt``), and k-diffusion's Karras samplers when k-diffusion is
+installed (``pip install --no-deps -r requirements-dev-nodeps.txt``; only its ``sampling.py`` is
+loaded, see ``k_diffusion_samplers``).  Missing peers are reported as skipped.
 
     python benchmarks/bench_sde_samplers.py            # full table (a few minutes on 1 core)
     python benchmarks/bench_sde_samplers.py --quick    # 10k particles only
@@ -34,21 +34,7 @@ from scorelab.sde_samplers import (sample_dpm_solver_2, sample_euler_maruyama, s
                                    sample_reverse_diffusion)
 from scorelab.sdes import VESDE, VPSDE, exact_score_fn
 
-try:  # the lead's metrics module; a minimal fallback keeps the benchmark runnable without it
-    from scorelab.metrics import sliced_wasserstein, sliced_wasserstein_floor
-except ImportError:  # pragma: no cover - only when scorelab.metrics is absent
-    def sliced_wasserstein(x, y, *, n_projections=256, generator=None):
-        g = generator if generator is not None else torch.Generator().manual_seed(0)
-        theta = torch.randn(x.shape[1], n_projections, generator=g, dtype=x.dtype)
-        theta = theta / theta.norm(dim=0, keepdim=True)
-        px, _ = torch.sort(x @ theta, 0)
-        py, _ = torch.sort(y.to(x.dtype) @ theta, 0)
-        return float(((px - py) ** 2).mean().sqrt())
-
-    def sliced_wasserstein_floor(dist, n, *, n_repeats=5, generator=None):
-        vals = torch.tensor([sliced_wasserstein(dist.sample(n, generator=generator), dist.sample(n, generator=generator))
-                             for _ in range(n_repeats)])
-        return float(vals.mean()), float(vals.std())
+from scorelab.metrics import sliced_wasserstein, sliced_wasserstein_floor
 
 
 def gen(seed):
@@ -122,10 +108,30 @@ def diffusers_pc(data, n_steps, x_T, snr=0.16, sigma_min=0.01, sigma_max=50.0):
 
 
 def k_diffusion_samplers():
-    """k-diffusion's Karras-schedule samplers, if the package imports; else the reason it does not."""
+    """k-diffusion's ``sampling`` module, or None and the reason it is unavailable.
+
+    k-diffusion's package ``__init__`` imports its image-model code, which needs torchvision
+    (and torchvision from PyPI does not import beside the pinned CPU torch).  Its
+    ``sampling.py`` needs only torch, scipy, torchdiffeq, torchsde, tqdm and
+    ``utils.append_dims``, so we load that file alone, with a one-function stand-in for
+    ``k_diffusion.utils``; the samplers timed are k-diffusion's own code, unchanged.
+    """
+    import importlib
+    import importlib.util
+    import sys
+    import types
+
+    spec = importlib.util.find_spec("k_diffusion")
+    if spec is None:
+        return None, "not installed: pip install --no-deps -r requirements-dev-nodeps.txt"
     try:
-        from k_diffusion import sampling as ks  # noqa: F401
-    except Exception as exc:  # ImportError, or torchvision failing inside it
+        pkg = types.ModuleType("k_diffusion")
+        pkg.__path__ = list(spec.submodule_search_locations)
+        utils = types.ModuleType("k_diffusion.utils")
+        utils.append_dims = lambda x, n: x[(...,) + (None,) * (n - x.ndim)]
+        sys.modules["k_diffusion"], sys.modules["k_diffusion.utils"] = pkg, utils
+        ks = importlib.import_module("k_diffusion.sampling")
+    except Exception as exc:  # a missing torchsde, say
         return None, f"{type(exc).__name__}: {str(exc).splitlines()[0][:70]}"
     return ks, ""
 
@@ -194,8 +200,7 @@ def main():
             print(f"{'':12s} one exact score evaluation at N = {n}: {t1 * 1e3:.3f} ms; SW floor (two exact sets): "
                   f"{sw_floor[0]:.3f} +- {sw_floor[1]:.3f}")
     if ks is None:
-        print(f"\nk-diffusion: skipped ({ks_reason}). k-diffusion 0.1.1 on PyPI requires torchvision and "
-              f"pulls torch 2.14 beside the pinned torch 2.13.0 CPU build, so it is not in requirements-dev.txt.")
+        print(f"\nk-diffusion: skipped ({ks_reason}).")
     print("\nwall/floor: wall time over NFE x (one score evaluation).  The SDE samplers also draw N x d Gaussian "
           "numbers per step; the adaptive solvers pay for numpy <-> torch copies (scipy) or their own "
           "bookkeeping (torchdiffeq).  Ratios below 1 mean the score timing was disturbed by other processes.")
