@@ -35,6 +35,17 @@ test-fast: $(STAMP)
 sync: $(STAMP)
 	$(VENV)/bin/jupytext --sync chapters/*.md exercises/*.md solutions/*.md 2>/dev/null || $(VENV)/bin/jupytext --sync chapters/*.md
 
+## Build the static book: every chapter, exercise and solution executed with the full
+## settings, warnings as errors, offline (book/_build/html/index.html). BOOK_EXECUTE=cache
+## reuses the outputs of unchanged notebooks; SCORELAB_FAST=1 shrinks step counts.
+book: $(STAMP)
+	$(PY) scripts/book.py book
+
+## Export every chapter as a reveal.js deck that opens offline (book/_slides/*.slides.html),
+## reusing the notebooks `make book` executed when they are still fresh.
+slides: $(STAMP)
+	$(PY) scripts/book.py slides
+
 bench: $(STAMP)
 	for f in benchmarks/bench_*.py; do $(PY) $$f || exit 1; done
 
