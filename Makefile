@@ -25,11 +25,11 @@ lab: $(STAMP)
 
 ## Run the whole test suite: unit tests, notebook pairing, every notebook executed.
 test: $(STAMP)
-	$(PY) -m pytest -n $(JOBS) --dist loadfile --nbval-lax $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(JOBS) --dist loadfile --nbval-lax --nbval-cell-timeout=600 $(PYTEST_ARGS)
 
 ## The same with step counts shrunk (SCORELAB_FAST=1), for a quick local loop.
 test-fast: $(STAMP)
-	SCORELAB_FAST=1 $(PY) -m pytest -n $(JOBS) --dist loadfile --nbval-lax $(PYTEST_ARGS)
+	SCORELAB_FAST=1 $(PY) -m pytest -n $(JOBS) --dist loadfile --nbval-lax --nbval-cell-timeout=600 $(PYTEST_ARGS)
 
 ## Re-pair every notebook after editing its .md (or .ipynb) source.
 sync: $(STAMP)

@@ -246,8 +246,13 @@ def _has_outputs(nb_path: Path) -> bool:
     return any(cell.get("outputs") for cell in nb.get("cells", []))
 
 
-def execute_notebook(path: Path, timeout: int = 900, fast: bool = False):
-    """Execute the notebook at ``path`` in its folder (plotly HTML output on) and return it."""
+def execute_notebook(path: Path, timeout: int = 300, fast: bool = False):
+    """Execute the notebook at ``path`` in its folder (plotly HTML output on) and return it.
+
+    ``timeout`` is per cell, as in the book's ``_config.yml``. A chapter's cells take seconds;
+    the limit also bounds the rare stall seen here with ipykernel 7, where a finished cell's
+    reply is only picked up when the wait for it times out.
+    """
     import nbformat
     from nbclient import NotebookClient
 
