@@ -8,10 +8,8 @@ file that exists. The browser test (tests/test_browser.py) then checks what rend
 from __future__ import annotations
 
 import base64
-import importlib.util
 import io
 import re
-import sys
 from pathlib import Path
 from unittest import mock
 
@@ -23,15 +21,7 @@ REPO = Path(__file__).resolve().parents[1]
 KINDS = ("chapters", "exercises", "solutions")
 
 
-def _load_book_script():
-    spec = importlib.util.spec_from_file_location("scorelab_book_script", REPO / "scripts" / "book.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
-
-
-book = _load_book_script()
+from book_script import book  # noqa: E402
 
 
 def _write_nb(path: Path, heading: str) -> None:

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import functools
 import http.server
-import importlib.util
 import json
 import os
 import shutil
@@ -70,15 +69,7 @@ except ImportError:
     _unavailable("the playwright package is not installed")
 
 
-def _load_book_script():
-    spec = importlib.util.spec_from_file_location("scorelab_book_script", REPO / "scripts" / "book.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
-
-
-bookbuild = _load_book_script()
+from book_script import book as bookbuild  # noqa: E402
 
 
 def _first_chapter():
