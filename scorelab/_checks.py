@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 __all__ = ["as_points", "check_positive", "check_generator", "as_float_tensor"]
@@ -83,9 +85,18 @@ def check_start(x0, shape_hint: str = "(N, d)") -> torch.Tensor:
     if x0.shape[0] == 0 or x0.shape[1] == 0:
         raise ValueError(f"x0: expected a non-empty tensor of shape {shape_hint} with at least one point of "
                          f"dimension >= 1, got {tuple(x0.shape)}")
-    if not bool(torch.isfinite(x0).all()):
+    if not all_finite(x0):
         raise ValueError("x0: expected finite values, got NaN or inf")
     return x0.detach().clone()
+
+
+def all_finite(x: torch.Tensor) -> bool:
+    """True when no entry of x is NaN or infinite: one min/max pass (NaN propagates through it),
+    several times faster than ``torch.isfinite(x).all()`` on a sampler's batch."""
+    if x.numel() == 0:
+        return True
+    lo, hi = torch.aminmax(x.detach())
+    return math.isfinite(float(lo)) and math.isfinite(float(hi))
 
 
 def check_callable(fn, name: str, signature: str) -> None:

@@ -29,7 +29,7 @@ import math
 
 import torch
 
-from ._checks import check_callback_stats, check_count, check_generator, check_positive
+from ._checks import all_finite, check_callback_stats, check_count, check_generator, check_positive
 from .sdes import SDE, _check_x
 
 __all__ = [
@@ -74,8 +74,8 @@ class _Scorer:
 def _start(score_fn, x, sde, callback, stats):
     if not isinstance(sde, SDE):
         raise TypeError(f"sde: expected a scorelab SDE (VESDE, VPSDE, SubVPSDE), got {type(sde).__name__}")
-    x = _check_x(x).detach().clone()
-    if not bool(torch.isfinite(x).all()):
+    x = _check_x(x).detach()  # no copy: every update below makes a new tensor, x is never written to
+    if not all_finite(x):
         raise ValueError("x: expected finite values, got NaN or inf")
     check_callback_stats(callback, stats)
     return x, _Scorer(score_fn, x)
@@ -195,13 +195,24 @@ def simulate_forward(x0: torch.Tensor, sde: SDE, *, n_steps: int = 1000, t_end: 
     c_z = [gi * math.sqrt(h) for gi in _coef(sde.diffusion_coef, ts[:-1])]
     tl = ts.tolist()
     for i in range(n_steps):
-        x = c_x[i] * x + c_z[i] * _randn(x, g)
+        x = (x * c_x[i]).add_(_randn(x, g), alpha=c_z[i])
         if callback is not None:
             callback({"i": i, "x": x, "t": tl[i + 1]})
     return x
 
 
 # -- section 4.5.2: the reverse SDE -----------------------------------------------------
+
+def _mean_norm(v: torch.Tensor) -> float:
+    """Batch mean of the per-example Euclidean norms of v (N, ...).
+
+    The squared norms are a matrix-vector product with a ones vector: for few numbers per
+    example (2-D points) this is about twice as fast as ``norm(dim=-1)``, whose reduction
+    over a short last axis is slow.
+    """
+    flat = v.reshape(v.shape[0], -1)
+    return float(torch.mv(flat.square(), flat.new_ones(flat.shape[1])).sqrt_().sum()) / flat.shape[0]
+
 
 def langevin_step_size(score: torch.Tensor, noise: torch.Tensor, snr: float, alpha: float = 1.0) -> float:
     """Langevin corrector step ``eps = 2 alpha (snr |z| / |s|)^2`` (Song et al. 2021, Alg. 4/5; section 4.5.2).
@@ -210,9 +221,7 @@ def langevin_step_size(score: torch.Tensor, noise: torch.Tensor, snr: float, alp
     the batch, so the update ``eps s + sqrt(2 eps) z`` has a drift ``snr`` times the size of
     its noise.  ``alpha`` is ``sde.corrector_alpha`` (``1 - beta_i`` for VP, 1 for VE).
     """
-    n = score.shape[0]
-    s_norm = float(score.reshape(n, -1).norm(dim=-1).mean())
-    z_norm = float(noise.reshape(n, -1).norm(dim=-1).mean())
+    s_norm, z_norm = _mean_norm(score), _mean_norm(noise)
     if s_norm == 0:
         raise ValueError("score: the score is zero at every point; the snr step size is undefined")
     return 2 * alpha * (snr * z_norm / s_norm) ** 2
@@ -275,30 +284,30 @@ def sample_pc(score_fn, x: torch.Tensor, sde: SDE, *, n_steps: int = 1000,
     g = check_generator(generator)
 
     t_now, t_next = ts[:-1], ts[1:]
-    h = (t_now - t_next).tolist()
-    tl, tn = t_now.tolist(), t_next.tolist()
+    h_t = t_now - t_next
+    h, tl, tn = h_t.tolist(), t_now.tolist(), t_next.tolist()
     if predictor == "euler_maruyama":
-        f, gg = _coef(sde.drift_coef, t_now), _coef(sde.diffusion_coef, t_now)
+        f, gg = sde.drift_coef(t_now), sde.diffusion_coef(t_now)
         # x - (f x - g^2 s) h + g sqrt(h) z
-        c_x = [1 - fi * hi for fi, hi in zip(f, h)]
-        c_s = [gi * gi * hi for gi, hi in zip(gg, h)]
-        c_z = [gi * math.sqrt(hi) for gi, hi in zip(gg, h)]
+        c_x, c_s, c_z = (1 - f * h_t).tolist(), (gg * gg * h_t).tolist(), (gg * h_t.sqrt()).tolist()
     elif predictor == "reverse_diffusion":
-        a_list, G_list = [], []
-        for ti, hi in zip(tl, h):  # discrete_coefs takes one dt; grids may be non-uniform
-            a, G = sde.discrete_coefs(torch.tensor([ti], dtype=torch.float64), hi)
-            a_list.append(float(a)), G_list.append(float(G))
-        c_x = [1 - a for a in a_list]
-        c_s = [G * G for G in G_list]
-        c_z = G_list
+        a, G = sde.discrete_coefs(t_now, h_t)  # the forward step of length h_i that ends at t_i
+        c_x, c_s, c_z = (1 - a).tolist(), (G * G).tolist(), G.tolist()
     if m:
-        c_alpha = [float(sde.corrector_alpha(torch.tensor([t], dtype=torch.float64), hi)) for t, hi in zip(tn, h)]
+        c_alpha = sde.corrector_alpha(t_next, h_t).tolist()
 
+    # The loop does the least work the algorithm allows: one score evaluation and one
+    # Gaussian draw per update, and fused (multiply-)adds, so that its time stays close to
+    # that of the score evaluations and draws alone (benchmarks/bench_sde_samplers.py).
     step = 0
     for i in range(len(h)):
         if predictor is not None:
-            x_mean = c_x[i] * x + c_s[i] * score(x, tl[i])
-            x = x_mean + c_z[i] * _randn(x, g)
+            s = score(x, tl[i])
+            if c_x[i] == 1.0:
+                x_mean = torch.add(x, s, alpha=c_s[i])
+            else:
+                x_mean = (x * c_x[i]).add_(s, alpha=c_s[i])
+            x = torch.add(x_mean, _randn(x, g), alpha=c_z[i])
             if callback is not None:
                 callback({"i": step, "x": x, "x_mean": x_mean, "t": tn[i], "step_size": h[i], "kind": "predictor"})
             step += 1
@@ -306,8 +315,8 @@ def sample_pc(score_fn, x: torch.Tensor, sde: SDE, *, n_steps: int = 1000,
             s = score(x, tn[i])
             z = _randn(x, g)
             eps = langevin_step_size(s, z, snr, c_alpha[i])
-            x_mean = x + eps * s
-            x = x_mean + math.sqrt(2 * eps) * z
+            x_mean = torch.add(x, s, alpha=eps)
+            x = torch.add(x_mean, z, alpha=math.sqrt(2 * eps))
             if callback is not None:
                 callback({"i": step, "x": x, "x_mean": x_mean, "t": tn[i], "step_size": eps, "kind": "corrector"})
             step += 1
@@ -366,17 +375,18 @@ def sample_probability_flow(score_fn, x: torch.Tensor, sde: SDE, *, n_steps: int
     f = _coef(sde.drift_coef, ts)
     half_g2 = [0.5 * v * v for v in _coef(sde.diffusion_coef, ts)]
 
-    def velocity(x, i):
-        return f[i] * x - half_g2[i] * score(x, tl[i])
+    def velocity(x, i):  # f x - (g^2 / 2) s, as a fresh tensor
+        s = score(x, tl[i])
+        return s * -half_g2[i] if f[i] == 0.0 else (x * f[i]).sub_(s, alpha=half_g2[i])
 
     for i in range(len(tl) - 1):
         dt = tl[i + 1] - tl[i]  # negative: time runs backwards
         v = velocity(x, i)
         if method == "euler":
-            x = x + dt * v
+            x = torch.add(x, v, alpha=dt)
         else:
-            x_pred = x + dt * v
-            x = x + (0.5 * dt) * (v + velocity(x_pred, i + 1))
+            v2 = velocity(torch.add(x, v, alpha=dt), i + 1)
+            x = torch.add(x, v.add_(v2), alpha=0.5 * dt)
         if callback is not None:
             callback({"i": i, "x": x, "t": tl[i + 1], "step_size": -dt})
     return _finish(score, x, sde, tl[-1], len(tl) - 1, denoise, callback, stats)
@@ -486,20 +496,21 @@ def sample_heun_karras(score_fn, x: torch.Tensor, sde: SDE, *, n_steps: int = 10
     alpha, sigma = _coef(sde.alpha, ts), _coef(sde.sigma, ts)
     r = [s / a for s, a in zip(sigma, alpha)]
 
-    def slope(y, i):  # dy/dr at (y, r_i)
-        xt = alpha[i] * y
-        d = (xt + sigma[i] ** 2 * score(xt, tl[i])) / alpha[i]
-        return (y - d) / r[i]
-
-    y = x / alpha[0]
+    # In y = x / alpha the slope is dy/dr = (y - D) / r with D = y + (sigma^2 / alpha) s and
+    # r = sigma / alpha, which is just -sigma s(x, t).  The Heun step in y, written back in x:
+    #   x_pred  = (alpha_{i+1} / alpha_i) x - alpha_{i+1} dr sigma_i s(x, t_i)
+    #   x_{i+1} = (alpha_{i+1} / alpha_i) x - alpha_{i+1} (dr / 2) (sigma_i s_i + sigma_{i+1} s(x_pred, t_{i+1}))
     for i in range(len(tl) - 1):
-        dr = r[i + 1] - r[i]
-        k1 = slope(y, i)
-        y_pred = y + dr * k1
-        y = y + (0.5 * dr) * (k1 + slope(y_pred, i + 1))
+        dr, c = r[i + 1] - r[i], alpha[i + 1] / alpha[i]
+        k = -alpha[i + 1] * dr
+        s1 = score(x, tl[i])
+        x_c = x if c == 1.0 else x * c
+        x_pred = torch.add(x_c, s1, alpha=k * sigma[i])
+        s2 = score(x_pred, tl[i + 1])
+        x = torch.add(x_c, s1, alpha=0.5 * k * sigma[i]).add_(s2, alpha=0.5 * k * sigma[i + 1])
         if callback is not None:
-            callback({"i": i, "x": alpha[i + 1] * y, "t": tl[i + 1], "sigma": r[i + 1]})
-    return _finish(score, alpha[-1] * y, sde, tl[-1], len(tl) - 1, denoise, callback, stats)
+            callback({"i": i, "x": x, "t": tl[i + 1], "sigma": r[i + 1]})
+    return _finish(score, x, sde, tl[-1], len(tl) - 1, denoise, callback, stats)
 
 
 @torch.no_grad()
@@ -526,13 +537,12 @@ def sample_dpm_solver_2(score_fn, x: torch.Tensor, sde: SDE, *, n_steps: int = 1
     tl, alpha, sigma = ts.tolist(), _coef(sde.alpha, ts), _coef(sde.sigma, ts)
     h = float(lam[2] - lam[0])
 
-    def eps(xt, j):
-        return -sigma[j] * score(xt, tl[j])
-
+    # with eps = -sigma s, each update is one fused multiply-add on the score:
+    # c x - sigma_m (e^{h/2} - 1) eps(x, t_j) = c x + sigma_m (e^{h/2} - 1) sigma_j s(x, t_j)
     for i in range(n_steps):
         j, mid, k = 2 * i, 2 * i + 1, 2 * i + 2
-        u = (alpha[mid] / alpha[j]) * x - (sigma[mid] * math.expm1(h / 2)) * eps(x, j)
-        x = (alpha[k] / alpha[j]) * x - (sigma[k] * math.expm1(h)) * eps(u, mid)
+        u = (x * (alpha[mid] / alpha[j])).add_(score(x, tl[j]), alpha=sigma[mid] * math.expm1(h / 2) * sigma[j])
+        x = (x * (alpha[k] / alpha[j])).add_(score(u, tl[mid]), alpha=sigma[k] * math.expm1(h) * sigma[mid])
         if callback is not None:
             callback({"i": i, "x": x, "t": tl[k]})
     return _finish(score, x, sde, tl[-1], n_steps, denoise, callback, stats)

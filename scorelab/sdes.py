@@ -36,6 +36,7 @@ from functools import lru_cache
 import torch
 
 from ._checks import as_float_tensor, check_count, check_generator, check_positive
+from .distributions import softmax_components
 
 __all__ = [
     "append_dims",
@@ -119,11 +120,11 @@ class SDE:
         """Noise standard deviation of the marginal: ``Std[x(t) | x(0)] = sigma(t)``."""
         raise NotImplementedError
 
-    def corrector_alpha(self, t: torch.Tensor, dt: float) -> torch.Tensor:
+    def corrector_alpha(self, t: torch.Tensor, dt) -> torch.Tensor:
         """``alpha_i`` of the Langevin corrector step ``2 alpha_i (snr |z| / |s|)^2`` (paper, Alg. 4/5).
 
         1 for VE; ``1 - beta_i = alpha(t)^2 / alpha(t - dt)^2`` for the VP family, the DDPM
-        factor of the step of length ``dt`` that ends at t.  (N,) -> (N,).
+        factor of the step of length ``dt`` (a number or (N,)) that ends at t.  (N,) -> (N,).
         """
         return torch.ones_like(t)
 
@@ -159,6 +160,24 @@ class SDE:
             raise ValueError(f"t: expected times in [0, T] = [0, {self.T}], got values in "
                              f"[{float(t.min()):.4g}, {float(t.max()):.4g}]")
         return t
+
+    def _shared_time(self, t, n: int) -> float | None:
+        """The one time of a batch, as a float, when ``t`` is a number, a 0-d tensor or an (n,)
+        tensor broadcast from one value (a sampler's call); None for per-example times.  Checks the range."""
+        if isinstance(t, torch.Tensor):
+            if t.ndim == 0 or (t.ndim == 1 and t.shape[0] == n and (n == 1 or t.stride(0) == 0)):
+                if not (t.is_floating_point() or t.dtype in (torch.int32, torch.int64)):
+                    raise TypeError(f"t: expected real times, got dtype {t.dtype}")
+                tf = float(t.reshape(-1)[0]) if n else 0.0
+            else:
+                return None
+        elif isinstance(t, (int, float)) and not isinstance(t, bool):
+            tf = float(t)
+        else:
+            return None
+        if not 0 <= tf <= self.T:
+            raise ValueError(f"t: expected times in [0, T] = [0, {self.T}], got values in [{tf:.4g}, {tf:.4g}]")
+        return tf
 
     def _dt(self, dt) -> float:
         return self.T / self.N if dt is None else check_positive(dt, "dt")
@@ -199,8 +218,10 @@ class SDE:
         var = self.prior_std**2
         return -0.5 * d * (_LOG_2PI + math.log(var)) - z.reshape(z.shape[0], -1).pow(2).sum(-1) / (2 * var)
 
-    def discrete_coefs(self, t: torch.Tensor, dt: float) -> tuple[torch.Tensor, torch.Tensor]:
+    def discrete_coefs(self, t: torch.Tensor, dt) -> tuple[torch.Tensor, torch.Tensor]:
         """Coefficients ``(a, G)`` of the one-step rule ``x_t = x_s + a x_s + G z`` from ``s = t - dt`` to t; (N,) each.
+
+        ``dt`` is a number or an (N,) tensor (one step length per time, for non-uniform grids).
 
         The exact Gaussian transition of a linear SDE: ``1 + a = alpha(t) / alpha(s)`` and
         ``G^2 = sigma(t)^2 - (1 + a)^2 sigma(s)^2`` (with ``s`` clipped at 0).  For the VE SDE this
@@ -509,6 +530,7 @@ def exact_score_fn(sde: SDE, dist, cache_size: int = 8):
     def params(dtype, device):
         out = {k: v.to(dtype=dtype, device=device) for k, v in master.items()}
         out["equal_var"] = var is not None and equal_var
+        out["var0"] = float(var[0]) if var is not None else None
         return out
 
     @lru_cache(maxsize=4096)
@@ -519,16 +541,21 @@ def exact_score_fn(sde: SDE, dist, cache_size: int = 8):
     def _iso_same_t(xf, p, a: float, s: float):
         # one time for the whole batch: (K,) constants, components-first (K, N) logits from one
         # addmm and a softmax over the leading axis (the layout of GaussianMixture.score)
+        if p["equal_var"]:
+            # one variance v for all components: -d/2 log v is common to every logit and drops
+            # out of the softmax, and the constants cost two small ops
+            prec = 1.0 / (a * a * p["var0"] + s * s)
+            b = p["means"] * (a * prec)  # (K, d)
+            c = torch.add(p["logw"], p["msq"], alpha=-0.5 * a * a * prec)
+            r = softmax_components(torch.addmm(c[:, None], b, xf.T))  # (K, N)
+            return torch.addmm(xf, r.T, b, beta=-prec)
         v = a * a * p["var"] + s * s  # (K,)
         prec = 1.0 / v
         c = p["logw"] - 0.5 * dim * torch.log(v) - 0.5 * a * a * prec * p["msq"]
         b = (a * prec)[:, None] * p["means"]  # (K, d)
         logits = torch.addmm(c[:, None], b, xf.T)  # (K, N)
-        if p["equal_var"]:
-            r = torch.softmax(logits, dim=0)
-            return torch.addmm(xf, r.T, b, beta=-float(prec[0]))
         logits = logits - 0.5 * (prec - prec.min())[:, None] * (xf * xf).sum(-1)
-        r = torch.softmax(logits, dim=0)
+        r = softmax_components(logits)
         return r.T @ b - xf * (r.T @ prec)[:, None]
 
     def _iso_per_example(xf, p, a, s):
@@ -544,7 +571,7 @@ def exact_score_fn(sde: SDE, dist, cache_size: int = 8):
         y = torch.einsum("nd,kde->kne", xf, p["Q"]) - a[None, :, None] * p["mQ"][:, None, :]
         v = (a * a)[None, :, None] * p["lam"][:, None, :] + (s * s)[None, :, None]
         logits = p["logw"][:, None] - 0.5 * (torch.log(v) + y * y / v).sum(-1)  # (K, N)
-        r = torch.softmax(logits, dim=0)
+        r = softmax_components(logits)
         w = r[..., None] * y / v  # (K, N, d)
         return -torch.einsum("kne,kde->nd", w, p["Q"])
 
@@ -554,10 +581,14 @@ def exact_score_fn(sde: SDE, dist, cache_size: int = 8):
         xf = x.reshape(n, -1)
         if xf.shape[1] != dim:
             raise ValueError(f"x: expected {dim} numbers per example to match {dist!r}, got shape {tuple(x.shape)}")
-        t = sde._time(t, x)
         p = params(x.dtype, x.device)
-        if var is not None and (n == 1 or t.stride(0) == 0 or bool((t == t[0]).all())):
-            out = _iso_same_t(xf, p, *coefs_at(float(t[0])))
+        t_one = sde._shared_time(t, n) if var is not None else None
+        if t_one is None:
+            t = sde._time(t, x)
+            if var is not None and n and bool((t == t[0]).all()):
+                t_one = float(t[0])
+        if t_one is not None:
+            out = _iso_same_t(xf, p, *coefs_at(t_one))
         elif var is not None:
             out = _iso_per_example(xf, p, sde.alpha(t), sde.sigma(t))
         else:

@@ -170,6 +170,26 @@ def test_far_field_scores_finite_and_correct_in_float32(name, dist):
     assert rel.max() < 1e-3
 
 
+def test_component_softmax_has_no_subnormal_weights_and_keeps_scores():
+    """Points between far-apart components give float32 weights below 1e-38 (subnormal, slow on
+    CPUs); softmax_components floors them at e^-60 of the largest, and the score is unchanged."""
+    mix = sl.GaussianMixture(torch.tensor([0.5, 0.5]), torch.tensor([[-1.0, 0.0], [1.0, 0.0]]), 0.01)
+    x = torch.linspace(-1.3, 1.3, 2001)[:, None] * torch.tensor([[1.0, 0.0]])  # sweeps the gap
+    logits = torch.stack([-(x - m).square().sum(-1) / (2 * 0.01) for m in mix.means])
+    plain = torch.softmax(logits, dim=0)
+    tiny = torch.finfo(torch.float32).tiny
+    assert ((plain > 0) & (plain < tiny)).any()  # the case exists: plain softmax makes subnormals
+    floored = sl.distributions.softmax_components(logits)
+    assert not ((floored > 0) & (floored < tiny)).any()
+    assert float((floored - plain).abs().max()) < 1e-25
+    torch.testing.assert_close(floored.sum(0), torch.ones(x.shape[0]))
+    # float64 is left alone, and the float32 score still matches the float64 one
+    torch.testing.assert_close(sl.distributions.softmax_components(logits.double()), torch.softmax(logits.double(), 0))
+    s32, s64 = mix.score(x), mix.score(x.double())
+    assert torch.isfinite(s32).all()
+    torch.testing.assert_close(s32.double(), s64, rtol=1e-4, atol=1e-3)
+
+
 def test_scores_at_the_mode_point_uphill():
     """Every score field points uphill: a small step along it increases log p (4.1.1)."""
     for _, dist in CASES:

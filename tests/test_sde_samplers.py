@@ -290,6 +290,31 @@ def test_seeds_and_input_untouched():
     assert torch.equal(d, sample_probability_flow(score, x_T, sde, n_steps=10))  # deterministic
 
 
+@pytest.mark.parametrize("name", ["ve", "vp"])
+@pytest.mark.parametrize("sampler", list(SAMPLERS))
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_samplers_never_write_to_their_input(name, sampler, dtype):
+    """The samplers do not copy x on entry, so no update may write into it (nor into the
+    caller's score output); the result is a new tensor."""
+    sde = SDES[name]()
+    exact = exact_score_fn(sde, sl.eight_gaussians())
+    returned = []
+
+    def score(x, t):  # hands out a tensor it keeps, as a cached or memoised score might
+        s = exact(x, t)
+        returned.append((s, s.clone()))
+        return s
+
+    x_T = sde.prior_sampling((64, 2), generator=gen(14), dtype=dtype)
+    copy = x_T.clone()
+    fn, kwargs = SAMPLERS[sampler]
+    kwargs = {k: (min(v, 8) if k == "n_steps" else v) for k, v in kwargs.items()}
+    out = fn(score, x_T, sde, **kwargs)
+    assert torch.equal(x_T, copy)
+    assert out.data_ptr() != x_T.data_ptr()
+    assert all(torch.equal(s, kept) for s, kept in returned)
+
+
 @pytest.mark.parametrize("shape", [(400, 1), (400, 2, 2, 2)])
 def test_samplers_on_1d_points_and_images(shape):
     d = math.prod(shape[1:])

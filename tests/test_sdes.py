@@ -303,6 +303,21 @@ def test_discretize_reproduces_the_marginal_variance(name):
     torch.testing.assert_close(x[0], sde.alpha(T), rtol=1e-9, atol=1e-12)
 
 
+@pytest.mark.parametrize("name", list(SDES))
+def test_step_coefficients_take_one_step_length_per_time(name):
+    """A non-uniform grid passes an (N,) tensor of step lengths; each entry equals the scalar call."""
+    sde = SDES[name]()
+    t = torch.tensor([1.0, 0.6, 0.25, 0.01], dtype=torch.float64)
+    dt = torch.tensor([0.4, 0.35, 0.24, 0.009], dtype=torch.float64)
+    a, G = sde.discrete_coefs(t, dt)
+    c = sde.corrector_alpha(t, dt)
+    for k in range(4):
+        a_k, G_k = sde.discrete_coefs(t[k:k + 1], float(dt[k]))
+        torch.testing.assert_close(a[k:k + 1], a_k, rtol=1e-12, atol=0)
+        torch.testing.assert_close(G[k:k + 1], G_k, rtol=1e-12, atol=0)
+        torch.testing.assert_close(c[k:k + 1], sde.corrector_alpha(t[k:k + 1], float(dt[k])), rtol=1e-12, atol=0)
+
+
 def test_reverse_sde_and_probability_flow_drifts():
     sde = SubVPSDE()
     dist = sl.eight_gaussians()
