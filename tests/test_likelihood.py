@@ -21,6 +21,8 @@ import scorelab as sl
 from scorelab.likelihood import bits_per_dim, dequantize, divergence, log_likelihood
 from scorelab.sdes import VESDE, VPSDE, SubVPSDE, exact_score_fn
 
+from reference import gen  # noqa: E402  (tests/reference.py)
+
 torch.set_num_threads(1)
 
 SDES = {
@@ -28,10 +30,6 @@ SDES = {
     "vp": lambda: VPSDE(),
     "subvp": lambda: SubVPSDE(),
 }
-
-
-def gen(seed: int) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
 
 
 @pytest.fixture(scope="module")

@@ -36,12 +36,10 @@ from scorelab.mcmc import (
 from scorelab.metrics import mode_weights, sliced_wasserstein, sliced_wasserstein_floor
 from scorelab.samplers import sample_langevin, sample_mala
 
+from reference import gen  # noqa: E402  (tests/reference.py)
+
 torch.set_num_threads(1)
 F64 = torch.float64
-
-
-def gen(seed: int) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
 
 
 def rotated_cov(variances, angle):

@@ -20,14 +20,12 @@ import pytest
 import torch
 
 import scorelab as sl
-from scorelab.metrics import mode_weights, sliced_wasserstein, sliced_wasserstein_floor, sliced_wasserstein_to_target
+from scorelab.metrics import mode_weights, sliced_wasserstein_floor
 from scorelab.samplers import geometric_sigmas, sample_annealed_langevin, sample_langevin, sample_mala
 
+from reference import gen, near_floor, sw_to_target  # noqa: E402  (tests/reference.py)
+
 torch.set_num_threads(1)
-
-
-def gen(seed: int) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
 
 
 @pytest.fixture(scope="module")
@@ -44,16 +42,6 @@ N_SW = 4000
 def floor(target):
     """Mean and std of SW between two independent exact sample sets of size N_SW."""
     return sliced_wasserstein_floor(target, N_SW, n_repeats=10, generator=gen(100))
-
-
-def sw_to_target(x, target, seed):
-    return sliced_wasserstein_to_target(x, target, n_repeats=3, generator=gen(seed))
-
-
-def near_floor(value, floor):
-    # SW between exact sets fluctuates with std floor[1]; 3 std above the mean is a
-    # ~0.1% one-sided false alarm under a Gaussian approximation.
-    return value < floor[0] + 3 * floor[1]
 
 
 # -- geometric schedule ----------------------------------------------------------

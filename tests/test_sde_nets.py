@@ -18,11 +18,9 @@ import scorelab as sl
 from scorelab.sde_nets import TimeConditionalScoreNet, sde_score_matching_loss
 from scorelab.sdes import VESDE, VPSDE, SubVPSDE, exact_score_fn
 
+from reference import gen  # noqa: E402  (tests/reference.py)
+
 torch.set_num_threads(1)
-
-
-def gen(seed: int) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
 
 
 @pytest.mark.parametrize("sde", [VPSDE(), SubVPSDE(), VESDE(0.01, 20.0)], ids=["vp", "subvp", "ve"])

@@ -22,11 +22,13 @@ import pytest
 import torch
 
 import scorelab as sl
-from scorelab.metrics import sliced_wasserstein, sliced_wasserstein_floor, sliced_wasserstein_to_target
+from scorelab.metrics import sliced_wasserstein_floor
 from scorelab.sde_samplers import (karras_times, langevin_step_size, sample_dpm_solver_2, sample_euler_maruyama,
                                    sample_heun_karras, sample_pc, sample_probability_flow,
                                    sample_probability_flow_adaptive, sample_reverse_diffusion, time_grid)
 from scorelab.sdes import VESDE, VPSDE, SubVPSDE, exact_score_fn
+
+from reference import gen, near_floor, sw_to_target  # noqa: E402  (tests/reference.py)
 
 torch.set_num_threads(1)
 
@@ -50,10 +52,6 @@ SAMPLERS = {
 }
 
 
-def gen(seed: int) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
-
-
 N_SW = 2000
 
 
@@ -65,16 +63,6 @@ def target():
 @pytest.fixture(scope="module")
 def floor(target):
     return sliced_wasserstein_floor(target, N_SW, n_repeats=10, generator=gen(100))
-
-
-def sw_to_target(x, target, seed):
-    return sliced_wasserstein_to_target(x, target, n_repeats=3, generator=gen(seed))
-
-
-def near_floor(value, floor):
-    # SW between exact sets fluctuates with std floor[1]; 3 std above the mean is a ~0.1%
-    # one-sided false alarm under a Gaussian approximation
-    return value < floor[0] + 3 * floor[1]
 
 
 @pytest.mark.parametrize("name", list(SDES))

@@ -25,6 +25,8 @@ import scorelab as sl
 from scorelab.sdes import (SDE, VESDE, VPSDE, ReverseSDE, SubVPSDE, append_dims, eps_to_score, exact_score_fn,
                            score_to_eps)
 
+from reference import gen  # noqa: E402  (tests/reference.py)
+
 torch.set_num_threads(1)
 
 SDES = {
@@ -32,10 +34,6 @@ SDES = {
     "vp": lambda: VPSDE(beta_min=0.1, beta_max=20.0),
     "subvp": lambda: SubVPSDE(beta_min=0.1, beta_max=20.0),
 }
-
-
-def gen(seed: int) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
 
 
 def full_cov_mixture():
