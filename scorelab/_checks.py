@@ -90,6 +90,33 @@ def check_start(x0, shape_hint: str = "(N, d)") -> torch.Tensor:
     return x0.detach().clone()
 
 
+def per_example(value, x: torch.Tensor, name: str, what: str = "") -> torch.Tensor:
+    """Broadcast a number, a one-element tensor or an (N,) / (N, 1) tensor to an (N,) tensor of
+    x's dtype and device (N = ``x.shape[0]``); a single value becomes a stride-0 expansion.
+
+    ``what`` is added to the shape error, e.g. ``" (one time per example)"``.
+    """
+    n = x.shape[0]
+    if isinstance(value, torch.Tensor):
+        if not (value.is_floating_point() or value.dtype in (torch.int32, torch.int64)):
+            raise TypeError(f"{name}: expected real numbers, got dtype {value.dtype}")
+        v = value.to(dtype=x.dtype, device=x.device)
+        if v.ndim == 2 and v.shape[1] == 1:
+            v = v[:, 0]
+        if v.ndim == 0 or (v.numel() == 1 and v.ndim <= 1):
+            return v.reshape(()).expand(n)
+        if v.shape != (n,):
+            raise ValueError(f"{name}: expected a number or a tensor of shape ({n},){what}, got shape {tuple(v.shape)}")
+        return v
+    if isinstance(value, bool):
+        raise TypeError(f"{name}: expected a number or an ({n},) tensor, got bool")
+    try:
+        f = float(value)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"{name}: expected a number or an ({n},) tensor, got {type(value).__name__}") from exc
+    return torch.tensor(f, dtype=x.dtype, device=x.device).expand(n)
+
+
 def all_finite(x: torch.Tensor) -> bool:
     """True when no entry of x is NaN or infinite: one min/max pass (NaN propagates through it),
     several times faster than ``torch.isfinite(x).all()`` on a sampler's batch."""

@@ -26,7 +26,7 @@ import math
 import torch
 from torch import nn
 
-from ._checks import as_float_tensor, as_points
+from ._checks import as_float_tensor, as_points, per_example
 
 __all__ = ["MLPScore", "NoiseConditionalScoreNet", "EnergyScoreNet", "mlp"]
 
@@ -77,22 +77,8 @@ def _check_sigmas(sigmas) -> torch.Tensor:
 
 
 def _sigma_per_example(sigma, x: torch.Tensor) -> torch.Tensor:
-    """Broadcast a number, 0-d or (N,) tensor of noise levels to an (N,) tensor like x."""
-    n = x.shape[0]
-    if isinstance(sigma, torch.Tensor):
-        s = sigma.to(dtype=x.dtype, device=x.device)
-        if s.ndim == 2 and s.shape[1] == 1:
-            s = s[:, 0]
-        if s.ndim == 0 or s.numel() == 1:
-            s = s.reshape(()).expand(n)
-        elif s.shape != (n,):
-            raise ValueError(f"sigma: expected a number or a tensor of shape ({n},), got shape {tuple(s.shape)}")
-    else:
-        try:
-            value = float(sigma)
-        except (TypeError, ValueError) as exc:
-            raise TypeError(f"sigma: expected a number or an ({n},) tensor, got {type(sigma).__name__}") from exc
-        s = torch.full((n,), value, dtype=x.dtype, device=x.device)
+    """Noise levels (a number, one-element, (N,) or (N, 1) tensor) as a positive (N,) tensor like x."""
+    s = per_example(sigma, x, "sigma")
     if not bool(torch.isfinite(s).all()) or not bool((s > 0).all()):
         raise ValueError("sigma: expected finite positive noise levels")
     return s

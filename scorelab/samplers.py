@@ -83,6 +83,17 @@ def _check_sigmas(sigmas) -> list[float]:
 
 # -- samplers ------------------------------------------------------------------
 
+def _langevin_start(score_fn, x0, step_size, n_steps, generator, callback, stats):
+    """The checks shared by the fixed-step samplers: ``(x, eps, n_steps, generator)``."""
+    check_callable(score_fn, "score_fn", "mapping (N, d) points to (N, d) scores")
+    x = check_start(x0)
+    eps = check_positive(step_size, "step_size")
+    n_steps = check_count(n_steps, "n_steps")
+    g = check_generator(generator)
+    check_callback_stats(callback, stats)
+    return x, eps, n_steps, g
+
+
 @torch.no_grad()
 def sample_langevin(score_fn, x0: torch.Tensor, step_size: float, n_steps: int, *,
                     generator=None, callback=None, stats=None) -> torch.Tensor:
@@ -105,12 +116,7 @@ def sample_langevin(score_fn, x0: torch.Tensor, step_size: float, n_steps: int, 
     Returns:
         (N, d) tensor of the final particles.
     """
-    check_callable(score_fn, "score_fn", "mapping (N, d) points to (N, d) scores")
-    x = check_start(x0)
-    eps = check_positive(step_size, "step_size")
-    n_steps = check_count(n_steps, "n_steps")
-    g = check_generator(generator)
-    check_callback_stats(callback, stats)
+    x, eps, n_steps, g = _langevin_start(score_fn, x0, step_size, n_steps, generator, callback, stats)
     noise_scale = math.sqrt(2.0 * eps)
     for i in range(n_steps):
         x = x + eps * checked_score(score_fn(x), x) + noise_scale * _noise(x, g)
@@ -148,13 +154,8 @@ def sample_mala(score_fn, log_prob_fn, x0: torch.Tensor, step_size: float, n_ste
     Returns:
         (N, d) tensor of the final particles.
     """
-    check_callable(score_fn, "score_fn", "mapping (N, d) points to (N, d) scores")
     check_callable(log_prob_fn, "log_prob_fn", "mapping (N, d) points to (N,) log-densities")
-    x = check_start(x0)
-    eps = check_positive(step_size, "step_size")
-    n_steps = check_count(n_steps, "n_steps")
-    g = check_generator(generator)
-    check_callback_stats(callback, stats)
+    x, eps, n_steps, g = _langevin_start(score_fn, x0, step_size, n_steps, generator, callback, stats)
     noise_scale = math.sqrt(2.0 * eps)
 
     def log_q(to: torch.Tensor, frm: torch.Tensor, score_frm: torch.Tensor) -> torch.Tensor:

@@ -35,7 +35,7 @@ from functools import lru_cache
 
 import torch
 
-from ._checks import as_float_tensor, check_count, check_generator, check_positive
+from ._checks import as_float_tensor, check_count, check_generator, check_positive, per_example
 from .distributions import softmax_components
 
 __all__ = [
@@ -140,21 +140,7 @@ class SDE:
     def _time(self, t, x: torch.Tensor) -> torch.Tensor:
         """Return ``t`` as an (N,) tensor of ``x``'s dtype and device, checking shape and range."""
         n = x.shape[0]
-        if isinstance(t, torch.Tensor):
-            if not (t.is_floating_point() or t.dtype in (torch.int32, torch.int64)):
-                raise TypeError(f"t: expected real times, got dtype {t.dtype}")
-            t = t.to(dtype=x.dtype, device=x.device)
-            if t.ndim == 0:
-                t = t.expand(n)
-            elif t.shape != (n,):
-                raise ValueError(f"t: expected a number or a tensor of shape ({n},) (one time per example), "
-                                 f"got shape {tuple(t.shape)}")
-        else:
-            try:
-                tf = float(t)
-            except (TypeError, ValueError) as exc:
-                raise TypeError(f"t: expected a number or an (N,) tensor, got {type(t).__name__}") from exc
-            t = torch.full((n,), tf, dtype=x.dtype, device=x.device)
+        t = per_example(t, x, "t", " (one time per example)")
         head = t[:1] if t.ndim == 1 and t.stride(0) == 0 else t  # one value broadcast: check it once
         if n and not bool(((head >= 0) & (head <= self.T)).all()):
             raise ValueError(f"t: expected times in [0, T] = [0, {self.T}], got values in "
