@@ -24,7 +24,8 @@ installed (``pip install --no-deps -r requirements-dev-nodeps.txt``; only its ``
 loaded, see ``k_diffusion_samplers``).  Missing peers are reported as skipped.  Their floors
 are measured the same way (timers around the score and around diffusers' ``randn_tensor``).
 
-Each time is the best of several interleaved repeats (the least disturbed by other processes).
+Each time is the best of 3 to 15 interleaved repeats (the least disturbed by other processes);
+at 100k particles the ratios still move by about +-0.1 from run to run on a shared machine.
 
     python benchmarks/bench_sde_samplers.py            # full table (a few minutes on 1 core)
     python benchmarks/bench_sde_samplers.py --quick    # 10k particles only
@@ -87,12 +88,16 @@ class Clock:
             setattr(module, name, original)
 
 
-def measure(run, score, noise_site=(sds, "_randn"), repeat=3):
-    """Wall time of ``run(score)`` and its floor (score + noise time in place), best of ``repeat``.
+def measure(run, score, noise_site=(sds, "_randn"), budget=3.0):
+    """Wall time of ``run(score)`` and its floor (score + noise time in place), each the best of
+    several repeats: as many as fit in about ``budget`` seconds, at least 3 and at most 15.
 
     ``run(score_fn)`` performs one sampling run and returns ``(x, nfe)``.  Plain and
     instrumented runs alternate so that a burst of load on the machine hits both alike.
     """
+    t0 = time.perf_counter()
+    run(score)  # warm-up, and the length of one run
+    repeat = max(3, min(15, math.ceil(budget / (2 * (time.perf_counter() - t0)))))
     wall, floor, score_s, out = math.inf, math.inf, math.inf, None
     for _ in range(repeat):
         t0 = time.perf_counter()
@@ -135,6 +140,7 @@ def ours(sde, x_T):
                                                             rtol=1e-5, atol=1e-5)),
         ("Heun-Karras rho=7, 10 steps", True, make(sample_heun_karras, n_steps=10)),
         ("DPM-Solver-2, 10 steps", True, make(sample_dpm_solver_2, n_steps=10)),
+        ("DPM-Solver-2 rho=7, 10 steps", True, make(sample_dpm_solver_2, n_steps=10, spacing="karras")),
     ]
 
 
@@ -233,10 +239,9 @@ def main():
             x_T = sde.prior_sampling((n, 2), generator=gen(0))
             # SW between two exact sets fluctuates a lot (mode weights are binomial): mean +- std of 5 pairs
             sw_floor = sliced_wasserstein_floor(data, n, n_repeats=5, generator=gen(3))
-            repeat = 3 if n > 10_000 else 5
             rows = []
             for label, own, run in ours(sde, x_T):
-                rows.append((label, own, measure(run, score, repeat=repeat)))
+                rows.append((label, own, measure(run, score)))
             if sde_name == "VE":
                 noised = sl.noised_score(data, cache_size=4096)
                 try:
@@ -244,15 +249,14 @@ def main():
                 except ImportError:
                     rows.append(("diffusers: not installed (skipped)", False, None))
                 else:
-                    m = measure(lambda sc: diffusers_pc(sc, 250, x_T), noised, noise_site=(dsv, "randn_tensor"),
-                                repeat=repeat)
+                    m = measure(lambda sc: diffusers_pc(sc, 250, x_T), noised, noise_site=(dsv, "randn_tensor"))
                     rows.append(("diffusers ScoreSdeVeScheduler PC, 250", False, m))
                     ours_pc = next(r for lab, _, r in rows if lab.startswith("PC"))
                     if n == sizes[0]:
                         vs_diffusers = (m["wall"] / ours_pc["wall"], ours_pc["nfe"], m["nfe"])
                 if ks is not None:  # pragma: no cover - optional
                     for label, run in k_diffusion_runs(ks, x_T):
-                        rows.append((label, False, measure(run, noised, noise_site=None, repeat=repeat)))
+                        rows.append((label, False, measure(run, noised, noise_site=None)))
             for label, own, m in rows:
                 if m is None:
                     print(f"{sde_name:3s} {n:7d}  {label:38s}")

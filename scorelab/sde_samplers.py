@@ -111,15 +111,20 @@ def karras_times(sde: SDE, n_steps: int, t_eps: float = 1e-3, rho: float = 7.0) 
     ``r(t_eps)``; ``rho = 7`` crowds the steps at low noise, where the ODE bends most.
     The times are ``sde.inverse_noise_ratio(r_i)``.
     """
+    r, ends = _karras_ratios(sde, n_steps, t_eps, rho)
+    t = sde.inverse_noise_ratio(r)
+    t[0], t[-1] = ends[0], ends[1]  # exact end points despite round-off
+    return t
+
+
+def _karras_ratios(sde: SDE, n_steps, t_eps, rho) -> tuple[torch.Tensor, torch.Tensor]:
+    """Karras et al.'s noise ratios ``r_0 = r(T) > ... > r_n = r(t_eps)`` and the end times ``(T, t_eps)``."""
     n_steps = _n_steps(n_steps)
     rho = check_positive(rho, "rho")
     ends = torch.tensor([sde.T, _check_t_eps(t_eps, sde)], dtype=torch.float64)
     r_max, r_min = sde.noise_ratio(ends).tolist()
     ramp = torch.linspace(0, 1, n_steps + 1, dtype=torch.float64)
-    r = (r_max ** (1 / rho) + ramp * (r_min ** (1 / rho) - r_max ** (1 / rho))) ** rho
-    t = sde.inverse_noise_ratio(r)
-    t[0], t[-1] = ends[0], ends[1]  # exact end points despite round-off
-    return t
+    return (r_max ** (1 / rho) + ramp * (r_min ** (1 / rho) - r_max ** (1 / rho))) ** rho, ends
 
 
 def _grid(sde, n_steps, t_eps, ts) -> torch.Tensor:
@@ -515,34 +520,45 @@ def sample_heun_karras(score_fn, x: torch.Tensor, sde: SDE, *, n_steps: int = 10
 
 @torch.no_grad()
 def sample_dpm_solver_2(score_fn, x: torch.Tensor, sde: SDE, *, n_steps: int = 10, t_eps: float = 1e-3,
-                        denoise: bool = True, callback=None, stats=None) -> torch.Tensor:
+                        spacing: str = "logsnr", rho: float = 7.0, denoise: bool = True, callback=None,
+                        stats=None) -> torch.Tensor:
     """DPM-Solver-2 (Lu et al. 2022, Algorithm 1, midpoint form) on the probability-flow ODE (4.5.3).
 
     In ``lambda = log(alpha / sigma)`` the ODE for ``x_t = alpha x_0 + sigma eps`` is solved exactly
     in its linear part; only the noise prediction ``eps = -sigma s`` is approximated, by its
-    value at the midpoint ``lambda_i + h/2``::
+    value at the midpoint ``lambda_i + h_i/2`` of each step ``h_i = lambda_{i+1} - lambda_i``::
 
-        u       = (alpha_m / alpha_i) x - sigma_m (e^{h/2} - 1) eps(x, t_i)
-        x_{i+1} = (alpha_{i+1} / alpha_i) x - sigma_{i+1} (e^h - 1) eps(u, t_m)
+        u       = (alpha_m / alpha_i) x - sigma_m (e^{h_i/2} - 1) eps(x, t_i)
+        x_{i+1} = (alpha_{i+1} / alpha_i) x - sigma_{i+1} (e^{h_i} - 1) eps(u, t_m)
 
-    Steps are uniform in ``lambda`` between ``t = T`` and ``t_eps``.  NFE ``2 n_steps`` (+1).
+    ``spacing`` places the steps between ``t = T`` and ``t_eps``: ``"logsnr"`` (uniform in
+    ``lambda``, the paper's choice) or ``"karras"`` (the ``rho``-spaced noise levels of
+    ``karras_times``, as k-diffusion's ``sample_dpm_2`` uses).  NFE ``2 n_steps`` (+1).
     ``callback`` gets ``{"i", "x", "t"}``.
     """
     x, score = _start(score_fn, x, sde, callback, stats)
     n_steps = _n_steps(n_steps)
-    ends = torch.tensor([sde.T, _check_t_eps(t_eps, sde)], dtype=torch.float64)
-    lam = torch.linspace(*(-torch.log(sde.noise_ratio(ends))).tolist(), 2 * n_steps + 1, dtype=torch.float64)
-    ts = sde.inverse_noise_ratio(torch.exp(-lam))  # grid points and midpoints, interleaved
+    if spacing == "logsnr":
+        ends = torch.tensor([sde.T, _check_t_eps(t_eps, sde)], dtype=torch.float64)
+        grid = torch.linspace(*(-torch.log(sde.noise_ratio(ends))).tolist(), n_steps + 1, dtype=torch.float64)
+    elif spacing == "karras":
+        r, ends = _karras_ratios(sde, n_steps, t_eps, rho)
+        grid = -torch.log(r)
+    else:
+        raise ValueError(f"spacing: expected 'logsnr' or 'karras', got {spacing!r}")
+    lam = torch.empty(2 * n_steps + 1, dtype=torch.float64)
+    lam[0::2], lam[1::2] = grid, 0.5 * (grid[:-1] + grid[1:])  # grid points and midpoints, interleaved
+    ts = sde.inverse_noise_ratio(torch.exp(-lam))
     ts[0], ts[-1] = ends[0], ends[1]
     tl, alpha, sigma = ts.tolist(), _coef(sde.alpha, ts), _coef(sde.sigma, ts)
-    h = float(lam[2] - lam[0])
+    h = (grid[1:] - grid[:-1]).tolist()
 
     # with eps = -sigma s, each update is one fused multiply-add on the score:
     # c x - sigma_m (e^{h/2} - 1) eps(x, t_j) = c x + sigma_m (e^{h/2} - 1) sigma_j s(x, t_j)
     for i in range(n_steps):
         j, mid, k = 2 * i, 2 * i + 1, 2 * i + 2
-        u = (x * (alpha[mid] / alpha[j])).add_(score(x, tl[j]), alpha=sigma[mid] * math.expm1(h / 2) * sigma[j])
-        x = (x * (alpha[k] / alpha[j])).add_(score(u, tl[mid]), alpha=sigma[k] * math.expm1(h) * sigma[mid])
+        u = (x * (alpha[mid] / alpha[j])).add_(score(x, tl[j]), alpha=sigma[mid] * math.expm1(h[i] / 2) * sigma[j])
+        x = (x * (alpha[k] / alpha[j])).add_(score(u, tl[mid]), alpha=sigma[k] * math.expm1(h[i]) * sigma[mid])
         if callback is not None:
             callback({"i": i, "x": x, "t": tl[k]})
     return _finish(score, x, sde, tl[-1], n_steps, denoise, callback, stats)

@@ -51,7 +51,7 @@ BOOK_FILES = ("_config.yml", "intro.md", "_ext", "_static")
 EXECUTE_MODES = ("force", "cache", "off")
 
 sys.path.insert(0, str(BOOK / "_ext"))
-from scorelab_book import MATHJAX2_SHIM_JS, clean_output_html, plotly_js_path  # noqa: E402
+from scorelab_book import MATHJAX2_SHIM_JS, clean_output_html, plotly_js_path, poll_shell_in_slices  # noqa: E402
 
 
 @dataclass(frozen=True)
@@ -250,11 +250,13 @@ def execute_notebook(path: Path, timeout: int = 300, fast: bool = False):
     """Execute the notebook at ``path`` in its folder (plotly HTML output on) and return it.
 
     ``timeout`` is per cell, as in the book's ``_config.yml``. A chapter's cells take seconds;
-    the limit also bounds the rare stall seen here with ipykernel 7, where a finished cell's
-    reply is only picked up when the wait for it times out.
+    the limit also bounds the stall where a finished cell's reply is only picked up when
+    the wait for it times out (see ``poll_shell_in_slices``, which is applied first).
     """
     import nbformat
     from nbclient import NotebookClient
+
+    poll_shell_in_slices()
 
     nb = nbformat.read(path, as_version=4)
     client = NotebookClient(nb, timeout=timeout, kernel_name="python3",

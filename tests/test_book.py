@@ -121,6 +121,44 @@ def _figure():
     return go.Figure(go.Scatter(x=[0, 1, 2], y=[2, 0, 1]))
 
 
+def test_sliced_get_msg_polls_in_short_slices_within_the_same_timeout():
+    """The guard against a missed wake-up (scorelab_book.poll_shell_in_slices) keeps the
+    caller's timeout and Empty semantics while never polling longer than the slice."""
+    import asyncio
+    from queue import Empty
+
+    import scorelab_book
+
+    calls = []
+
+    async def original(self, timeout=None):  # a channel whose message arrives on the 4th poll
+        calls.append(timeout)
+        if len(calls) < 4:
+            raise Empty
+        return {"msg_id": "reply"}
+
+    get_msg = scorelab_book.sliced_get_msg(original, slice_s=0.01)
+    assert asyncio.run(get_msg(None, timeout=None)) == {"msg_id": "reply"}
+    assert calls == [0.01] * 4
+    calls.clear()
+    assert asyncio.run(get_msg(None, timeout=10.0)) == {"msg_id": "reply"}
+    assert all(0 < c <= 0.01 for c in calls) and len(calls) == 4
+
+    async def never(self, timeout=None):
+        await asyncio.sleep(timeout)
+        raise Empty
+
+    with pytest.raises(Empty):  # nothing arrives: Empty once the overall timeout has passed
+        asyncio.run(scorelab_book.sliced_get_msg(never, slice_s=0.01)(None, timeout=0.05))
+    # applied to jupyter_client's async channel once, however often the book is built
+    from jupyter_client.channels import AsyncZMQSocketChannel
+
+    scorelab_book.poll_shell_in_slices()
+    first = AsyncZMQSocketChannel.get_msg
+    scorelab_book.poll_shell_in_slices()
+    assert AsyncZMQSocketChannel.get_msg is first and first._sliced
+
+
 def test_clean_output_html_on_plotly_notebook_renderer_output():
     from plotly.io._base_renderers import NotebookRenderer
 

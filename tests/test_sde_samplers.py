@@ -49,6 +49,7 @@ SAMPLERS = {
     "ode_dopri5": (sample_probability_flow_adaptive, dict(solver="torchdiffeq", method="dopri5", rtol=1e-4, atol=1e-4)),
     "heun_karras": (sample_heun_karras, dict(n_steps=12)),
     "dpm_solver_2": (sample_dpm_solver_2, dict(n_steps=12)),
+    "dpm_solver_2_karras": (sample_dpm_solver_2, dict(n_steps=12, spacing="karras")),
 }
 
 
@@ -127,15 +128,18 @@ def _error(x, ref):
 
 @pytest.mark.parametrize("name", ["ve", "vp"])
 @pytest.mark.parametrize("method,steps,order", [
-    ("euler", (80, 160), 1), ("heun", (80, 160), 2), ("karras", (40, 80), 2), ("dpm2", (40, 80), 2)])
+    ("euler", (80, 160), 1), ("heun", (80, 160), 2), ("karras", (40, 80), 2), ("dpm2", (40, 80), 2),
+    ("dpm2_karras", (40, 80), 2)])
 def test_ode_solvers_converge_at_their_order(ode_problem, name, method, steps, order):
     sde, score, x_T, ref = ode_problem[name]
 
     def run(n):
         if method in ("euler", "heun"):
             return sample_probability_flow(score, x_T, sde, n_steps=n, method=method, denoise=False)
-        fn = sample_heun_karras if method == "karras" else sample_dpm_solver_2
-        return fn(score, x_T, sde, n_steps=n, denoise=False)
+        if method == "karras":
+            return sample_heun_karras(score, x_T, sde, n_steps=n, denoise=False)
+        spacing = "karras" if method == "dpm2_karras" else "logsnr"
+        return sample_dpm_solver_2(score, x_T, sde, n_steps=n, spacing=spacing, denoise=False)
 
     e1, e2 = _error(run(steps[0]), ref), _error(run(steps[1]), ref)
     ratio = e1 / e2  # halving the step divides the error by 2^order
@@ -365,6 +369,10 @@ def test_bad_inputs():
         sample_probability_flow(score, x, sde, n_steps=2, denoise="yes")
     with pytest.raises(TypeError, match="callback"):
         sample_pc(score, x, sde, n_steps=2, callback=3)
+    with pytest.raises(ValueError, match="spacing"):
+        sample_dpm_solver_2(score, x, sde, n_steps=2, spacing="cosine")
+    with pytest.raises(ValueError, match="rho"):
+        sample_dpm_solver_2(score, x, sde, n_steps=2, spacing="karras", rho=0.0)
 
 
 @pytest.mark.parametrize("name", list(SDES))
