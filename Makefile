@@ -8,7 +8,7 @@ ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
 # pytest workers for the suite; notebooks of one file stay on one worker.
 JOBS ?= 2
 
-.PHONY: lab test test-fast sync book slides bench clean venv
+.PHONY: lab test test-fast sync book slides bench grade clean venv
 
 venv: $(STAMP)
 
@@ -45,6 +45,12 @@ book: $(STAMP)
 ## reusing the notebooks `make book` executed when they are still fresh.
 slides: $(STAMP)
 	$(PY) scripts/book.py slides
+
+## Grade a class: every notebook under SUBMISSIONS executed, its checks collected into grades.csv.
+## make grade SUBMISSIONS=path/to/submissions [OUT=grades.csv]
+grade: $(STAMP)
+	@test -n "$(SUBMISSIONS)" || (echo "usage: make grade SUBMISSIONS=<folder or notebooks> [OUT=grades.csv]"; exit 2)
+	$(PY) -m scorelab.grade $(SUBMISSIONS) --out $(or $(OUT),grades.csv)
 
 bench: $(STAMP)
 	for f in benchmarks/bench_*.py; do $(PY) $$f || exit 1; done

@@ -17,7 +17,8 @@ renderer) a second MathJax from CDNs. This extension
   anonymous AMD module;
 * on pages with ipywidgets, points RequireJS at ``_static/vendor/`` (the widget manager
   finds its fonts there) and forwards the MathJax 2 call ipywidgets 8 makes to MathJax 3;
-* keeps myst-nb quiet about plotly's JSON output (its HTML twin is what renders), and
+* keeps myst-nb quiet about plotly's JSON output and the exercise checks' JSON record (their
+  HTML twins are what renders), and
   drops the second copy of sphinx-thebe's inline script, which throws in the browser.
 
 The same clean-up serves the slide decks (``scripts/book.py slides``), which import
@@ -107,20 +108,25 @@ def has_plotly_figure(html: str) -> bool:
     return "plotly-graph-div" in html or "Plotly.newPlot" in html
 
 
-class PlotlyJsonMimePlugin:
-    """myst-nb mime plugin: render plotly's JSON output as nothing (its ``text/html`` twin shows).
+# Outputs whose text/html twin is what the page shows: plotly's figure JSON, and the JSON
+# record of an exercise check (read back by scorelab.grade, not meant for readers).
+SILENT_MIME_TYPES = ("application/vnd.plotly.v1+json", "application/vnd.scorelab.check+json")
+
+
+class SilentMimePlugin:
+    """myst-nb mime plugin: render one JSON mime type as nothing (its ``text/html`` twin shows).
 
     myst-nb renders every mime type of an output while parsing and picks one per builder
-    later; without this plugin it warns ``skipping unknown output mime type:
-    application/vnd.plotly.v1+json`` for every figure, which ``-W`` turns into an error.
+    later; without this plugin it warns ``skipping unknown output mime type: ...`` for every
+    such output, which ``-W`` turns into an error.
     """
 
-    mime_type = "application/vnd.plotly.v1+json"
-    mime_priority_overrides = [("*", mime_type, None)]
+    def __init__(self, mime_type: str):
+        self.mime_type = mime_type
+        self.mime_priority_overrides = [("*", mime_type, None)]
 
-    @staticmethod
-    def handle_mime(renderer, data, inline):
-        return [] if data.mime_type == PlotlyJsonMimePlugin.mime_type else None
+    def handle_mime(self, renderer, data, inline):
+        return [] if data.mime_type == self.mime_type else None
 
 
 def _register_mime_plugin():
@@ -129,8 +135,8 @@ def _register_mime_plugin():
     from myst_nb.core.render import load_mime_renders
 
     plugins = load_mime_renders()
-    if not any(isinstance(p, PlotlyJsonMimePlugin) for p in plugins):
-        plugins.append(PlotlyJsonMimePlugin())
+    present = {p.mime_type for p in plugins if isinstance(p, SilentMimePlugin)}
+    plugins.extend(SilentMimePlugin(m) for m in SILENT_MIME_TYPES if m not in present)
 
 
 def _clean_doctree(app, doctree, docname):
