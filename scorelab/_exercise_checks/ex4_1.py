@@ -1,32 +1,13 @@
-"""The checks behind ``scorelab.exercises.check``, one function per exercise part.
-
-Each check takes the student's answer(s), compares them with an independent reference and
-returns a short confirmation, or raises ``Mismatch`` naming the likely mistake.  References
-are computed here, in float64, from autograd of a log-density or from scorelab's tested
-distributions, never from the formula the student is asked to derive.
-"""
+"""Checks of exercise 4.1 (properties of the score): parts A1, A2, B1, B2, B3."""
 
 from __future__ import annotations
 
 import torch
 
-from .distributions import GaussianMixture, two_mode_1d
-from .exercises import Mismatch, as_number, as_output, call, register, relative_error
+from ..distributions import GaussianMixture, two_mode_1d
+from ..exercises import Mismatch, as_number, as_output, call, register, relative_error
+from . import F64, autograd_score as _autograd_score, close as _close
 
-F64 = torch.float64
-
-
-def _autograd_score(log_prob, x: torch.Tensor) -> torch.Tensor:
-    x = x.detach().clone().requires_grad_(True)
-    (g,) = torch.autograd.grad(log_prob(x).sum(), x)
-    return g.detach()
-
-
-def _close(value, ref, tol) -> bool:
-    return relative_error(value, ref) < tol
-
-
-# -- exercise 4.1: properties of the score ---------------------------------------------------
 
 @register("4.1.A1", "score of the Gamma distribution (exponential family)")
 def _gamma_score(fn):
