@@ -27,6 +27,7 @@ import json
 import math
 import traceback
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Callable
 
 import torch
@@ -34,6 +35,7 @@ import torch
 __all__ = ["MIME", "CheckResult", "Mismatch", "check", "not_passed", "parts", "register", "summary"]
 
 MIME = "application/vnd.scorelab.check+json"
+_SCORELAB = str(Path(__file__).resolve().parent)  # frames inside the package
 _STATUS_MARK = {"pass": "✔", "fail": "✘", "todo": "…"}
 
 
@@ -157,19 +159,21 @@ def call(fn, *args, name: str | None = None, **kwargs):
     """Call the student's ``fn``; a ``NotImplementedError`` means "to do", any other error
     becomes a :class:`StudentError` naming the function, the input shapes and the error."""
     if not callable(fn):
-        raise Mismatch(f"expected a function, got {type(fn).__name__}: pass the function itself, "
-                       f"without calling it (e.g. check(part, my_function))")
+        raise Mismatch(f"expected a function or a class, got {type(fn).__name__}: pass the function itself "
+                       f"(or the class), without calling it (e.g. check(part, my_function))")
     name = name or getattr(fn, "__name__", "your function")
     try:
         return fn(*args, **kwargs)
-    except NotImplementedError:
-        raise _Todo from None
     except Exception as exc:  # the student's bug, reported without scorelab's frames
+        frames = traceback.extract_tb(exc.__traceback__)[1:]  # drop this function's own frame
+        if isinstance(exc, NotImplementedError) and frames and _SCORELAB not in frames[-1].filename:
+            raise _Todo from None  # the student's stub
         inputs = ", ".join(_describe(a) for a in args)
-        frames = traceback.extract_tb(exc.__traceback__)
-        where = next((f for f in reversed(frames) if "scorelab" not in f.filename), None)
+        where = next((f for f in reversed(frames) if _SCORELAB not in f.filename), None)
         line = f" (line {where.lineno}: {where.line})" if where is not None and where.line else ""
-        raise StudentError(f"{name}({inputs}) raised {type(exc).__name__}: {exc}{line}") from None
+        inside = (f" inside scorelab's {frames[-1].name}" if frames and _SCORELAB in frames[-1].filename
+                  and isinstance(exc, NotImplementedError) else "")
+        raise StudentError(f"{name}({inputs}) raised {type(exc).__name__}{inside}: {exc}{line}") from None
 
 
 def _describe(a) -> str:

@@ -188,3 +188,16 @@ def test_grade_command_writes_one_row_per_notebook_and_part(tmp_path, capsys):
     assert "6 / 6" in printed and "0 / 6" in printed
     with pytest.raises(SystemExit):
         grade_main([str(tmp_path / "nothing-here.txt")])
+
+
+def test_not_implemented_inside_scorelab_is_an_error_not_a_stub():
+    """A NotImplementedError from scorelab's own code (an abstract method the student called)
+    is the student's mistake, not an unanswered part."""
+    from scorelab.sdes import SDE
+
+    def uses_abstract_method(x, k, theta):
+        return SDE().alpha(x)  # SDE is abstract: alpha raises NotImplementedError
+
+    r = check("4.1.A1", uses_abstract_method)
+    assert r.status == "fail" and "NotImplementedError inside scorelab's alpha" in r.message
+    assert "return SDE().alpha(x)" in r.message
