@@ -14,6 +14,9 @@ One module per concept (imported on first use, so ``import scorelab`` stays ligh
 - ``scorelab.sdes``: VE, VP and sub-VP SDEs (4.5.2)
 - ``scorelab.sde_samplers``: reverse SDE, predictor-corrector, probability-flow ODE (4.5.2, 4.5.3)
 - ``scorelab.likelihood``: exact log-likelihood through the probability-flow ODE (4.5.3)
+- ``scorelab.conditional``: labelled mixtures, exact conditional scores, classifier guidance (4.6.1)
+- ``scorelab.manifold``: the von Mises law on the circle, tangent/normal parts, projected Langevin (4.6.2)
+- ``scorelab.exercises``: the self-grading checks of the exercise notebooks; ``scorelab.grade`` grades a class
 - ``scorelab.utils``: the fast switch (``SCORELAB_FAST``) and seeding
 """
 
@@ -40,7 +43,7 @@ __version__ = "0.1.0"
 
 _SUBMODULES = {
     "metrics", "plotting", "losses", "nets", "training", "samplers", "mcmc", "diagnostics",
-    "sdes", "sde_samplers", "sde_nets", "likelihood",
+    "sdes", "sde_samplers", "sde_nets", "likelihood", "conditional", "manifold", "exercises", "grade",
 }
 
 
