@@ -54,14 +54,24 @@ def _seeded(seed):
         yield
 
 
-def mlp(d_in: int, d_out: int, hidden: int = 128, depth: int = 3) -> nn.Sequential:
-    """``depth`` hidden layers of width ``hidden`` with SiLU, then a linear read-out: (N, d_in) -> (N, d_out)."""
+def mlp(d_in: int, d_out: int, hidden: int = 128, depth: int = 3, *, batch_norm: bool = False) -> nn.Sequential:
+    """``depth`` hidden layers of width ``hidden`` with SiLU, then a linear read-out: (N, d_in) -> (N, d_out).
+
+    With ``batch_norm=True`` each hidden ``Linear`` is followed by ``nn.BatchNorm1d(hidden)``
+    (Ioffe & Szegedy, 2015) before the SiLU.  The Linear layers are created in the same order
+    either way, so one seed gives them the same initial weights with and without BatchNorm.
+    """
     d_in, d_out = _check_int(d_in, "d_in", 1), _check_int(d_out, "d_out", 1)
     hidden, depth = _check_int(hidden, "hidden", 1), _check_int(depth, "depth", 1)
+    if not isinstance(batch_norm, bool):
+        raise TypeError(f"batch_norm: expected a bool, got {type(batch_norm).__name__}")
     layers: list[nn.Module] = []
     width = d_in
     for _ in range(depth):
-        layers += [nn.Linear(width, hidden), nn.SiLU()]
+        layers.append(nn.Linear(width, hidden))
+        if batch_norm:
+            layers.append(nn.BatchNorm1d(hidden))
+        layers.append(nn.SiLU())
         width = hidden
     layers.append(nn.Linear(width, d_out))
     return nn.Sequential(*layers)
@@ -94,22 +104,28 @@ class MLPScore(nn.Module):
         hidden: width of the hidden layers.
         depth: number of hidden layers.
         seed: int for reproducible initial weights (global RNG untouched), or None.
+        batch_norm: insert ``nn.BatchNorm1d`` after every hidden Linear (default False, the plain
+            MLP).  In train mode the output for one point then depends on the other points of
+            the batch (batch statistics); call ``net.eval()`` before sampling so the running
+            statistics are used instead (principles text, "network architecture").
 
     Call: ``net(x)`` with x (N, dim) -> (N, dim).  The output is an arbitrary vector field:
     nothing forces it to be a gradient.
     """
 
-    def __init__(self, dim: int, hidden: int = 128, depth: int = 3, seed: int | None = None):
+    def __init__(self, dim: int, hidden: int = 128, depth: int = 3, seed: int | None = None, *,
+                 batch_norm: bool = False):
         super().__init__()
         self.dim = _check_int(dim, "dim", 1)
+        self.batch_norm = batch_norm
         with _seeded(seed):
-            self.net = mlp(dim, dim, hidden, depth)
+            self.net = mlp(dim, dim, hidden, depth, batch_norm=batch_norm)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(as_points(x, self.dim))
 
     def extra_repr(self) -> str:
-        return f"dim={self.dim}"
+        return f"dim={self.dim}" + (", batch_norm=True" if self.batch_norm else "")
 
 
 # -- section 4.3.3: telling the network the noise level ------------------------

@@ -217,3 +217,57 @@ def test_bad_inputs_raise_clear_errors():
         net(points(4, 2), 0.0)
     with pytest.raises(TypeError, match="sigma"):
         net(points(4, 2), "big")
+
+
+# -- optional BatchNorm in MLPScore (principles, "network architecture") -------
+
+def test_mlp_score_batch_norm_is_off_by_default_and_keeps_the_same_linear_weights():
+    plain, bn = MLPScore(3, hidden=16, depth=2, seed=0), MLPScore(3, hidden=16, depth=2, seed=0, batch_norm=True)
+    assert not any(isinstance(m, torch.nn.BatchNorm1d) for m in plain.modules())
+    assert sum(isinstance(m, torch.nn.BatchNorm1d) for m in bn.modules()) == 2  # one per hidden layer
+    lin_plain = [m for m in plain.modules() if isinstance(m, torch.nn.Linear)]
+    lin_bn = [m for m in bn.modules() if isinstance(m, torch.nn.Linear)]
+    assert len(lin_plain) == len(lin_bn) == 3
+    for a, b in zip(lin_plain, lin_bn):
+        assert torch.equal(a.weight, b.weight) and torch.equal(a.bias, b.bias)
+    with pytest.raises(TypeError, match="batch_norm"):
+        MLPScore(3, batch_norm="yes")
+
+
+def test_mlp_score_batch_norm_train_mode_depends_on_the_batch_eval_mode_does_not():
+    net = MLPScore(2, hidden=16, depth=2, seed=0, batch_norm=True)
+    x = points(1, 2, seed=1)
+    batch_a = torch.cat([x, points(15, 2, seed=2)])
+    batch_b = torch.cat([x, 5 + 3 * points(15, 2, seed=3)])
+    net.train()
+    with torch.no_grad():
+        before = net.net[1].running_mean.clone()
+        a, b = net(batch_a)[0], net(batch_b)[0]
+    assert (a - b).abs().max() > 1e-3  # the same point, two batches, two scores
+    assert not torch.equal(net.net[1].running_mean, before)  # a train-mode forward updates the running stats
+    # train mode normalises with the batch's own statistics: the first layer's BN output has mean 0, variance 1
+    with torch.no_grad():
+        h = net.net[1](net.net[0](batch_b))
+    torch.testing.assert_close(h.mean(0), torch.zeros(16), atol=1e-5, rtol=0)
+    torch.testing.assert_close(h.var(0, unbiased=False), torch.ones(16), atol=1e-3, rtol=0)
+    net.eval()
+    with torch.no_grad():
+        a, b, alone = net(batch_a)[0], net(batch_b)[0], net(x)[0]
+    torch.testing.assert_close(a, b)
+    torch.testing.assert_close(a, alone)
+
+
+def test_mlp_score_batch_norm_trains_with_dsm():
+    from scorelab.distributions import Gaussian
+    from scorelab.losses import denoising_score_matching_loss
+    from scorelab.metrics import relative_score_error
+    from scorelab.training import train
+
+    data, sigma = Gaussian(torch.zeros(2), 1.0), 0.5
+    net = MLPScore(2, hidden=32, depth=2, seed=0, batch_norm=True)
+    train(net, lambda m, b, g: denoising_score_matching_loss(m, b, sigma, generator=g), data, n_steps=300,
+          batch_size=256, lr=3e-3, generator=torch.Generator().manual_seed(0), progress=False)
+    assert not net.training  # train() leaves it in eval mode
+    noised = data.perturbed(sigma)
+    x = noised.sample(2000, generator=torch.Generator().manual_seed(1))
+    assert relative_score_error(net, noised.score, x) < 0.05  # exact score -x / (1 + sigma^2)
