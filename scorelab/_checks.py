@@ -61,6 +61,19 @@ def check_positive(value, name: str, allow_zero: bool = False) -> float:
     return v
 
 
+def check_finite(value, name: str, what: str = "a number") -> float:
+    """Return ``value`` as a float after checking it is a finite real number (not a bool)."""
+    if isinstance(value, bool):
+        raise TypeError(f"{name}: expected {what}, got bool")
+    try:
+        v = float(value)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"{name}: expected {what}, got {type(value).__name__}") from exc
+    if not math.isfinite(v):
+        raise ValueError(f"{name}: expected a finite number, got {value!r}")
+    return v
+
+
 def check_generator(generator) -> torch.Generator | None:
     """Accept None, a torch.Generator, or an int seed (turned into a fresh generator)."""
     if generator is None or isinstance(generator, torch.Generator):

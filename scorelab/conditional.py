@@ -28,7 +28,7 @@ import math
 
 import torch
 
-from ._checks import as_points, check_callable, check_generator, per_example
+from ._checks import as_points, check_callable, check_finite, check_generator, per_example
 from .distributions import GaussianMixture
 from .sdes import SDE, exact_score_fn
 
@@ -184,15 +184,7 @@ def _check_lmix(lmix) -> LabelledMixture:
 
 
 def _check_scale(w) -> float:
-    if isinstance(w, bool):
-        raise TypeError("w: expected a number, got bool")
-    try:
-        w = float(w)
-    except (TypeError, ValueError) as exc:
-        raise TypeError(f"w: expected a number (the guidance scale), got {type(w).__name__}") from exc
-    if not math.isfinite(w):
-        raise ValueError(f"w: expected a finite guidance scale, got {w!r}")
-    return w
+    return check_finite(w, "w", "a number (the guidance scale)")
 
 
 def conditional_score_fn(sde: SDE, lmix: LabelledMixture, y):

@@ -18,7 +18,7 @@ import math
 
 import torch
 
-from ._checks import as_float_tensor, as_points, check_generator, check_positive
+from ._checks import as_float_tensor, as_points, check_finite, check_generator, check_positive
 
 __all__ = [
     "Distribution",
@@ -103,14 +103,7 @@ def _dtype_of(*tensors) -> torch.dtype:
 
 
 def _check_noise(sigma, scale) -> tuple[float, float]:
-    sigma = check_positive(sigma, "sigma", allow_zero=True)
-    try:
-        scale = float(scale)
-    except (TypeError, ValueError) as exc:
-        raise TypeError(f"scale: expected a number, got {scale!r}") from exc
-    if not math.isfinite(scale):
-        raise ValueError(f"scale: expected a finite number, got {scale!r}")
-    return sigma, scale
+    return check_positive(sigma, "sigma", allow_zero=True), check_finite(scale, "scale")
 
 
 class _ParamCache:
