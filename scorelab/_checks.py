@@ -61,14 +61,19 @@ def check_positive(value, name: str, allow_zero: bool = False) -> float:
     return v
 
 
-def check_finite(value, name: str, what: str = "a number") -> float:
-    """Return ``value`` as a float after checking it is a finite real number (not a bool)."""
+def _as_real(value, name: str, what: str) -> float:
+    """``float(value)``, with a TypeError naming ``what`` was expected for a bool or a non-number."""
     if isinstance(value, bool):
         raise TypeError(f"{name}: expected {what}, got bool")
     try:
-        v = float(value)
+        return float(value)
     except (TypeError, ValueError) as exc:
         raise TypeError(f"{name}: expected {what}, got {type(value).__name__}") from exc
+
+
+def check_finite(value, name: str, what: str = "a number") -> float:
+    """Return ``value`` as a float after checking it is a finite real number (not a bool)."""
+    v = _as_real(value, name, what)
     if not math.isfinite(v):
         raise ValueError(f"{name}: expected a finite number, got {value!r}")
     return v
@@ -121,12 +126,7 @@ def per_example(value, x: torch.Tensor, name: str, what: str = "") -> torch.Tens
         if v.shape != (n,):
             raise ValueError(f"{name}: expected a number or a tensor of shape ({n},){what}, got shape {tuple(v.shape)}")
         return v
-    if isinstance(value, bool):
-        raise TypeError(f"{name}: expected a number or an ({n},) tensor, got bool")
-    try:
-        f = float(value)
-    except (TypeError, ValueError) as exc:
-        raise TypeError(f"{name}: expected a number or an ({n},) tensor, got {type(value).__name__}") from exc
+    f = _as_real(value, name, f"a number or an ({n},) tensor")
     return torch.tensor(f, dtype=x.dtype, device=x.device).expand(n)
 
 
