@@ -8,7 +8,7 @@ ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
 # pytest workers for the suite; notebooks of one file stay on one worker.
 JOBS ?= 2
 
-.PHONY: lab test test-fast sync book slides bench grade clean venv
+.PHONY: lab test test-fast lint sync book slides bench grade clean venv
 
 venv: $(STAMP)
 
@@ -23,12 +23,16 @@ $(STAMP): requirements.txt pyproject.toml
 lab: $(STAMP)
 	$(VENV)/bin/jupyter lab --ip=127.0.0.1 --ServerApp.root_dir=. --LabApp.default_url=/lab/tree/chapters $(ROOT_FLAG)
 
-## Run the whole test suite: unit tests, notebook pairing, every notebook executed.
-test: $(STAMP)
+## Lint the whole tree (package, tests, scripts, benchmarks, notebooks) with ruff; config in pyproject.toml.
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+
+## Run the whole test suite: lint, unit tests, notebook pairing, every notebook executed.
+test: lint
 	$(PY) -m pytest -n $(JOBS) --dist loadfile --nbval-lax --nbval-cell-timeout=600 $(PYTEST_ARGS)
 
 ## The same with step counts shrunk (SCORELAB_FAST=1), for a quick local loop.
-test-fast: $(STAMP)
+test-fast: lint
 	SCORELAB_FAST=1 $(PY) -m pytest -n $(JOBS) --dist loadfile --nbval-lax --nbval-cell-timeout=600 $(PYTEST_ARGS)
 
 ## Re-pair every notebook after editing its .md (or .ipynb) source.

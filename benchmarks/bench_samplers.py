@@ -45,30 +45,35 @@ def bare_ula(score_fn, x, eps, n_steps, g):
     return x
 
 
+def time_target(name, dist, rows, costs):
+    """Time the three samplers, the bare loop and the target's score and log-density on ``dist``."""
+    x0 = dist.sample(N, generator=0)
+    g = torch.Generator()
+    sigmas = geometric_sigmas(10.0, 0.1, 10)
+    noised = sl.noised_score(dist)
+    st_ula, st_mala, st_ann = {}, {}, {}
+    t_bare, t_ula, t_mala, t_ann, t_score, t_logp = best_of([
+        lambda: bare_ula(dist.score, x0, 0.01, N_STEPS, g.manual_seed(1)),
+        lambda: sample_langevin(dist.score, x0, 0.01, N_STEPS, generator=1, stats=st_ula),
+        # MALA: one score and one log-density per proposal, plus the accept/reject bookkeeping.
+        lambda: sample_mala(dist.score, dist.log_prob, x0, 0.01, N_STEPS, generator=1, stats=st_mala),
+        # Annealed: 10 levels x N_STEPS/10 steps on the exact noised score, plus the denoising step.
+        lambda: sample_annealed_langevin(noised, x0, sigmas, eps=1e-4, n_steps_each=N_STEPS // 10,
+                                         generator=1, stats=st_ann),
+        lambda: [dist.score(x0) for _ in range(N_STEPS)],
+        lambda: [dist.log_prob(x0) for _ in range(N_STEPS)],
+    ])
+    costs.append((name, t_score / N_STEPS, t_logp / N_STEPS))
+    rows.append((name, "ULA", t_ula, st_ula["nfe"], N_STEPS, t_bare))
+    rows.append((name, f"MALA (acc {st_mala['acceptance_rate']:.2f})", t_mala, st_mala["nfe"], N_STEPS, t_bare))
+    rows.append((name, "annealed (L=10)", t_ann, st_ann["nfe"], N_STEPS, t_bare))
+
+
 def main():
     torch.set_num_threads(2)
     rows, costs = [], []
     for name, dist in [("8 Gaussians", sl.eight_gaussians()), ("Song-Ermon", sl.song_ermon_mixture())]:
-        x0 = dist.sample(N, generator=0)
-        g = torch.Generator()
-        sigmas = geometric_sigmas(10.0, 0.1, 10)
-        noised = sl.noised_score(dist)
-        st_ula, st_mala, st_ann = {}, {}, {}
-        t_bare, t_ula, t_mala, t_ann, t_score, t_logp = best_of([
-            lambda: bare_ula(dist.score, x0, 0.01, N_STEPS, g.manual_seed(1)),
-            lambda: sample_langevin(dist.score, x0, 0.01, N_STEPS, generator=1, stats=st_ula),
-            # MALA: one score and one log-density per proposal, plus the accept/reject bookkeeping.
-            lambda: sample_mala(dist.score, dist.log_prob, x0, 0.01, N_STEPS, generator=1, stats=st_mala),
-            # Annealed: 10 levels x N_STEPS/10 steps on the exact noised score, plus the denoising step.
-            lambda: sample_annealed_langevin(noised, x0, sigmas, eps=1e-4, n_steps_each=N_STEPS // 10,
-                                             generator=1, stats=st_ann),
-            lambda: [dist.score(x0) for _ in range(N_STEPS)],
-            lambda: [dist.log_prob(x0) for _ in range(N_STEPS)],
-        ])
-        costs.append((name, t_score / N_STEPS, t_logp / N_STEPS))
-        rows.append((name, "ULA", t_ula, st_ula["nfe"], N_STEPS, t_bare))
-        rows.append((name, f"MALA (acc {st_mala['acceptance_rate']:.2f})", t_mala, st_mala["nfe"], N_STEPS, t_bare))
-        rows.append((name, "annealed (L=10)", t_ann, st_ann["nfe"], N_STEPS, t_bare))
+        time_target(name, dist, rows, costs)
 
     print(f"{N} particles in 2-D, {N_STEPS} steps per run, best of 5 (interleaved), "
           f"{torch.get_num_threads()} threads\n")

@@ -41,6 +41,14 @@ from .utils import fast_mode, fast_or_full, make_generator
 
 __version__ = "0.1.0"
 
+__all__ = [
+    "distributions", "utils",
+    "EmpiricalDistribution", "EnergyModel", "Gaussian", "GaussianMixture", "IsingRelaxation",
+    "concentric_rings", "eight_gaussians", "noised_score", "ring", "song_ermon_mixture",
+    "standard_gaussian", "two_mode_1d",
+    "fast_mode", "fast_or_full", "make_generator",
+]
+
 _SUBMODULES = {
     "metrics", "plotting", "losses", "nets", "training", "samplers", "mcmc", "diagnostics",
     "sdes", "sde_samplers", "sde_nets", "likelihood", "conditional", "manifold", "exercises", "grade",

@@ -81,7 +81,7 @@ class Distribution:
     def sample(self, n: int, generator=None) -> torch.Tensor:  # pragma: no cover - interface
         raise NotImplementedError
 
-    def perturbed(self, sigma: float, scale: float = 1.0) -> "Distribution":  # pragma: no cover - interface
+    def perturbed(self, sigma: float, scale: float = 1.0) -> Distribution:  # pragma: no cover - interface
         raise NotImplementedError
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
@@ -195,7 +195,7 @@ class Gaussian(Distribution):
         m = self._p.master
         return (m["mean"] + z @ m["L"].T).to(self.dtype)
 
-    def perturbed(self, sigma: float, scale: float = 1.0) -> "Gaussian":
+    def perturbed(self, sigma: float, scale: float = 1.0) -> Gaussian:
         """Law of ``scale * x0 + sigma * eps``: ``N(scale * mean, scale^2 cov + sigma^2 I)``."""
         sigma, scale = _check_noise(sigma, scale)
         m = self._p.master
@@ -236,7 +236,8 @@ class GaussianMixture(Distribution):
             raise ValueError(f"means: expected shape (K, d), got {tuple(mu.shape)}")
         K, d = mu.shape
         if w.shape != (K,):
-            raise ValueError(f"weights: expected shape ({K},) to match means of shape {tuple(mu.shape)}, got {tuple(w.shape)}")
+            raise ValueError(f"weights: expected shape ({K},) to match means of shape {tuple(mu.shape)}, "
+                             f"got {tuple(w.shape)}")
         if bool((w < 0).any()) or not bool(w.sum() > 0) or not bool(torch.isfinite(w).all()):
             raise ValueError("weights: expected finite non-negative numbers with a positive sum")
         w = w / w.sum()
@@ -283,7 +284,7 @@ class GaussianMixture(Distribution):
 
     # -- construction helpers -------------------------------------------------
     @classmethod
-    def isotropic(cls, weights, means, stds) -> "GaussianMixture":
+    def isotropic(cls, weights, means, stds) -> GaussianMixture:
         """Mixture with covariances ``std_k^2 I``; ``stds`` is a scalar or (K,)."""
         means_t = as_float_tensor(means, "means")
         K = means_t.shape[0]
@@ -391,7 +392,7 @@ class GaussianMixture(Distribution):
         x = m["means"][k] + (m["L"][k] @ z.unsqueeze(-1)).squeeze(-1)
         return x.to(self.dtype), k
 
-    def perturbed(self, sigma: float, scale: float = 1.0) -> "GaussianMixture":
+    def perturbed(self, sigma: float, scale: float = 1.0) -> GaussianMixture:
         """Law of ``scale * x0 + sigma * eps``: each component becomes ``N(scale m_k, scale^2 C_k + sigma^2 I)``."""
         sigma, scale = _check_noise(sigma, scale)
         m = self._p.master
@@ -626,7 +627,8 @@ def noised_score(dist: Distribution, scale: float = 1.0, cache_size: int = 256):
         if isinstance(sigma, torch.Tensor) and sigma.numel() > 1:
             sig = sigma.reshape(-1)
             if sig.shape[0] != x.shape[0]:
-                raise ValueError(f"sigma: expected a number or a ({x.shape[0]},) tensor, got shape {tuple(sigma.shape)}")
+                raise ValueError(f"sigma: expected a number or a ({x.shape[0]},) tensor, "
+                                 f"got shape {tuple(sigma.shape)}")
             levels = torch.unique(sig)
             if len(levels) == 1:
                 return _at(float(levels[0])).score(x)

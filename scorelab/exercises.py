@@ -26,9 +26,9 @@ import html
 import json
 import math
 import traceback
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import torch
 
@@ -85,7 +85,7 @@ class _Part:
 
 
 _REGISTRY: dict[str, _Part] = {}
-_LAST: dict[str, "CheckResult"] = {}  # the latest result of each part in this kernel (for summary)
+_LAST: dict[str, CheckResult] = {}  # the latest result of each part in this kernel (for summary)
 
 
 def register(part: str, title: str, points: float = 1.0):

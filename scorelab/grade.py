@@ -24,6 +24,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from ._nbexec import execute_notebook
 from .exercises import MIME, parts
 
 __all__ = ["GradeRow", "find_notebooks", "grade_notebook", "main"]
@@ -57,24 +58,17 @@ def find_notebooks(paths) -> list[Path]:
 def _execute(path: Path, timeout: int):
     """Run a copy of the notebook beside the original; return (executed nb, error text or "")."""
     import nbformat
-    from nbclient import NotebookClient
     from nbclient.exceptions import CellTimeoutError, DeadKernelError
 
     nb = nbformat.read(path, as_version=4)  # executed in memory: the submitted file is not changed
-    client = NotebookClient(nb, timeout=timeout, kernel_name="python3", allow_errors=True,
-                            interrupt_on_timeout=True, resources={"metadata": {"path": str(path.parent)}})
-    env = dict(os.environ)
-    os.environ["MPLBACKEND"] = "Agg"  # the kernel inherits it: no figure windows, faster plots
+    env = dict(os.environ, MPLBACKEND="Agg")  # no figure windows, faster plots
     try:
-        client.execute()
+        execute_notebook(nb, cwd=path.parent, timeout=timeout, env=env, allow_errors=True)
         error = ""
     except CellTimeoutError:
         error = f"a cell ran past the {timeout} s limit"
     except DeadKernelError:
         error = "the kernel died"
-    finally:
-        os.environ.clear()
-        os.environ.update(env)
     errors = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []) if o.output_type == "error"]
     if errors and not error:
         error = f"{len(errors)} cell(s) raised, first: {errors[0].ename}: {errors[0].evalue}"[:200]
@@ -131,7 +125,7 @@ def main(argv=None) -> int:
     names = [os.path.relpath(p) if not os.path.relpath(p).startswith("..") else str(p.resolve()) for p in notebooks]
     all_rows, width = [], max(len(n) for n in names)
     print(f"{'notebook':{width}s}  {'points':>9s}  parts (pass / fail / to do / missing)  note")
-    for path, name in zip(notebooks, names):
+    for path, name in zip(notebooks, names, strict=True):
         rows, error = grade_notebook(path, timeout=args.timeout)
         all_rows += rows
         got, total = sum(r.points for r in rows), sum(r.max_points for r in rows)

@@ -204,7 +204,8 @@ def bits_per_dim(log_p: torch.Tensor, dim: int, *, n_bins: int = 256, data_scale
 
 
 def dequantize(k: torch.Tensor, *, n_bins: int = 256, generator=None, dtype: torch.dtype | None = None) -> torch.Tensor:
-    """Uniform dequantisation ``(k + U[0, 1)) / n_bins`` of integers k in ``{0, ..., n_bins - 1}``, shape kept (4.5.3)."""
+    """Uniform dequantisation ``(k + U[0, 1)) / n_bins`` of integers k in ``{0, ..., n_bins - 1}``,
+    shape kept (4.5.3)."""
     if not isinstance(k, torch.Tensor):
         raise TypeError(f"k: expected a torch.Tensor of integer levels, got {type(k).__name__}")
     if isinstance(n_bins, bool) or not isinstance(n_bins, int) or n_bins < 2:

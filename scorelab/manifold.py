@@ -25,8 +25,17 @@ import math
 
 import torch
 
-from ._checks import (as_float_tensor, as_points, check_callable, check_callback_stats, check_count,
-                      check_generator, check_positive, check_start, checked_score)
+from ._checks import (
+    as_float_tensor,
+    as_points,
+    check_callable,
+    check_callback_stats,
+    check_count,
+    check_generator,
+    check_positive,
+    check_start,
+    checked_score,
+)
 from .distributions import GaussianMixture
 
 __all__ = ["VonMisesCircle", "tangent_normal", "sample_projected_langevin"]

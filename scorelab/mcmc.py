@@ -35,8 +35,17 @@ import math
 
 import torch
 
-from ._checks import (as_float_tensor, check_callable, check_callback_stats, check_count, check_generator,
-                      check_positive, check_start, checked_log_prob, checked_score)
+from ._checks import (
+    as_float_tensor,
+    check_callable,
+    check_callback_stats,
+    check_count,
+    check_generator,
+    check_positive,
+    check_start,
+    checked_log_prob,
+    checked_score,
+)
 
 __all__ = [
     "sample_preconditioned_langevin",

@@ -221,7 +221,8 @@ def _eval_log_density(f, pts: torch.Tensor) -> np.ndarray:
 
 def _eval_score(score_fn, pts: torch.Tensor) -> np.ndarray:
     if not callable(score_fn):
-        raise TypeError(f"score_fn: expected a callable mapping (N, d) points to (N, d) scores, got {type(score_fn).__name__}")
+        raise TypeError("score_fn: expected a callable mapping (N, d) points to (N, d) scores, "
+                        f"got {type(score_fn).__name__}")
     out = score_fn(pts)
     if not isinstance(out, torch.Tensor) or out.shape != pts.shape:
         got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
@@ -480,7 +481,8 @@ class TrajectoryRecorder:
             got = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
             raise ValueError(f"x: expected a (N, d) tensor, got {got}")
         if self._states and x.shape != self._states[0].shape:
-            raise ValueError(f"x: expected shape {tuple(self._states[0].shape)} like the states before, got {tuple(x.shape)}")
+            raise ValueError(f"x: expected shape {tuple(self._states[0].shape)} like the states before, "
+                             f"got {tuple(x.shape)}")
         self._states.append(x.detach().clone())
         self.info.append(info)
 
@@ -552,7 +554,7 @@ def animate_particles(trajectory, *, background=None, lims=(-6, 6), interval: in
     kw = dict(s=6, color=PARTICLE_COLOR, alpha=0.7, linewidths=0)
     kw.update(scatter_kwargs)
     scatters = []
-    for ax, (name, traj) in zip(axes[0], panels.items()):
+    for ax, (name, traj) in zip(axes[0], panels.items(), strict=True):
         if background is not None:
             plot_density(background, ax=ax, lims=lims, n=n_background)
         scatters.append(ax.scatter(traj[0, :, 0], traj[0, :, 1], **kw))
@@ -566,7 +568,7 @@ def animate_particles(trajectory, *, background=None, lims=(-6, 6), interval: in
     trajs = list(panels.values())
 
     def update(t):
-        for sc, traj in zip(scatters, trajs):
+        for sc, traj in zip(scatters, trajs, strict=True):
             sc.set_offsets(traj[t])
         if titles:
             suptitle.set_text(titles[t])
@@ -586,9 +588,8 @@ def to_html(anim, *, default_mode: str = "loop", frame_format: str = "jpeg"):
     Returns:
         an ``IPython.display.HTML`` object (display it, or make it a cell's last value).
     """
-    from matplotlib.animation import Animation
-
     from IPython.display import HTML
+    from matplotlib.animation import Animation
 
     if not isinstance(anim, Animation):
         raise TypeError(f"anim: expected a matplotlib Animation, got {type(anim).__name__}")
@@ -642,7 +643,7 @@ def animate_particles_plotly(trajectory, *, background=None, lims=(-6, 6), max_p
             fig.add_trace(go.Heatmap(x=X[0].numpy(), y=Y[:, 0].numpy(), z=dens, colorscale=_plotly_scale(DENSITY_CMAP),
                                      showscale=False, hoverinfo="skip"), row=1, col=c + 1)
     idx = [_subsample_index(p.shape[1], max_points) for p in panels.values()]
-    trajs = [p[:, j] for p, j in zip(panels.values(), idx)]
+    trajs = [p[:, j] for p, j in zip(panels.values(), idx, strict=True)]
     marker = dict(size=4, color=PARTICLE_COLOR, opacity=0.75)
     first = len(fig.data)
     for c, tr in enumerate(trajs):

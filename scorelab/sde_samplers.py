@@ -26,6 +26,7 @@ one step of ``sde.reverse(score_fn).sde`` / ``.discretize``.
 from __future__ import annotations
 
 import math
+from itertools import pairwise
 
 import torch
 
@@ -424,7 +425,7 @@ def sample_probability_flow_adaptive(score_fn, x: torch.Tensor, sde: SDE, *, sol
     t_eps = _check_t_eps(t_eps, sde)
     rtol, atol = check_positive(rtol, "rtol"), check_positive(atol, "atol")
     times = [sde.T] + ([] if t_eval is None else [float(v) for v in t_eval]) + [t_eps]
-    if any(b >= a for a, b in zip(times, times[1:])):
+    if any(b >= a for a, b in pairwise(times)):
         raise ValueError(f"t_eval: expected times strictly decreasing inside (t_eps, T) = ({t_eps}, {sde.T})")
     shape, dtype = x.shape, x.dtype
 
@@ -472,7 +473,7 @@ def sample_probability_flow_adaptive(score_fn, x: torch.Tensor, sde: SDE, *, sol
         raise ValueError(f"solver: expected 'scipy' or 'torchdiffeq', got {solver!r}")
 
     if callback is not None:
-        for k, (t, xk) in enumerate(zip(times[1:], frames)):
+        for k, (t, xk) in enumerate(zip(times[1:], frames, strict=True)):
             callback({"i": k, "x": xk, "t": t})
     with torch.no_grad():
         return _finish(score, frames[-1], sde, t_eps, len(frames), denoise, callback, stats)
@@ -499,7 +500,7 @@ def sample_heun_karras(score_fn, x: torch.Tensor, sde: SDE, *, n_steps: int = 10
     ts = karras_times(sde, n_steps, t_eps, rho)
     tl = ts.tolist()
     alpha, sigma = _coef(sde.alpha, ts), _coef(sde.sigma, ts)
-    r = [s / a for s, a in zip(sigma, alpha)]
+    r = [s / a for s, a in zip(sigma, alpha, strict=True)]
 
     # In y = x / alpha the slope is dy/dr = (y - D) / r with D = y + (sigma^2 / alpha) s and
     # r = sigma / alpha, which is just -sigma s(x, t).  The Heun step in y, written back in x:

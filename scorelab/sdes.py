@@ -24,7 +24,7 @@ Shapes: ``x`` is (N, ...) with the batch first; ``t`` is an (N,) tensor (a numbe
 0-d tensor is broadcast to the batch); coefficient functions map (N,) to (N,).
 
 The module also holds the two bridges of section 4.5.1: ``eps_to_score`` / ``score_to_eps``
-(DDPM's noise prediction is a rescaled score) and ``VPSDE.ddpm_alphas_cumprod`` (DDPM's
+(DDPM's noise prediction is a rescaled score) and ``VPSDE.ddpm_schedule`` (DDPM's
 discrete schedule is the VP SDE sampled on a grid).
 """
 
@@ -232,7 +232,7 @@ class SDE:
         a, G = self.discrete_coefs(t, self._dt(dt))
         return append_dims(a, x.ndim) * x, G
 
-    def reverse(self, score_fn, probability_flow: bool = False) -> "ReverseSDE":
+    def reverse(self, score_fn, probability_flow: bool = False) -> ReverseSDE:
         """The reverse-time SDE (drift ``f - g^2 s``) or, with ``probability_flow=True``, the
         probability-flow ODE (drift ``f - g^2 s / 2``, zero diffusion) of sections 4.5.2-4.5.3."""
         return ReverseSDE(self, score_fn, probability_flow)

@@ -51,7 +51,9 @@ BOOK_FILES = ("_config.yml", "intro.md", "_ext", "_static")
 EXECUTE_MODES = ("force", "cache", "off")
 
 sys.path.insert(0, str(BOOK / "_ext"))
-from scorelab_book import MATHJAX2_SHIM_JS, clean_output_html, plotly_js_path, poll_shell_in_slices  # noqa: E402
+from scorelab_book import MATHJAX2_SHIM_JS, clean_output_html, plotly_js_path  # noqa: E402
+
+from scorelab._nbexec import execute_notebook as _execute  # noqa: E402
 
 
 @dataclass(frozen=True)
@@ -251,25 +253,12 @@ def execute_notebook(path: Path, timeout: int = 300, fast: bool = False):
 
     ``timeout`` is per cell, as in the book's ``_config.yml``. A chapter's cells take seconds;
     the limit also bounds the stall where a finished cell's reply is only picked up when
-    the wait for it times out (see ``poll_shell_in_slices``, which is applied first).
+    the wait for it times out (see ``scorelab._nbexec.poll_shell_in_slices``).
     """
     import nbformat
-    from nbclient import NotebookClient
-
-    poll_shell_in_slices()
 
     nb = nbformat.read(path, as_version=4)
-    client = NotebookClient(nb, timeout=timeout, kernel_name="python3",
-                            resources={"metadata": {"path": str(path.parent)}})
-    saved = dict(os.environ)
-    try:  # the kernel inherits this process's environment
-        os.environ.clear()
-        os.environ.update(kernel_env(fast))
-        client.execute()
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
-    return nb
+    return _execute(nb, cwd=path.parent, timeout=timeout, env=kernel_env(fast))
 
 
 def clean_outputs(nb):
@@ -312,7 +301,8 @@ def export_deck(nb, title: str, out_file: Path, vendor: str = "_vendor") -> Path
     exporter = SlidesExporter(config=c, extra_template_basedirs=[str(DECK_TEMPLATES)],
                               template_name="scorelab_reveal")
     nb.metadata["title"] = title
-    body, _ = exporter.from_notebook_node(nb, resources={"scorelab_vendor": vendor, "scorelab_mathjax2_shim": MATHJAX2_SHIM_JS})
+    resources = {"scorelab_vendor": vendor, "scorelab_mathjax2_shim": MATHJAX2_SHIM_JS}
+    body, _ = exporter.from_notebook_node(nb, resources=resources)
     out_file.parent.mkdir(parents=True, exist_ok=True)
     out_file.write_text(body, encoding="utf-8")
     return out_file

@@ -16,15 +16,13 @@ import math
 
 import pytest
 import torch
+from reference import gen, near_floor, sw_to_target  # noqa: E402  (tests/reference.py)
 
 import scorelab as sl
-from scorelab.conditional import (LabelledMixture, classifier_grad_fn, conditional_score_fn, guided_score,
-                                  two_class_toy)
+from scorelab.conditional import LabelledMixture, classifier_grad_fn, conditional_score_fn, guided_score, two_class_toy
 from scorelab.metrics import sliced_wasserstein_floor
 from scorelab.sde_samplers import sample_reverse_diffusion
 from scorelab.sdes import VESDE, VPSDE, exact_score_fn
-
-from reference import gen, near_floor, sw_to_target  # noqa: E402  (tests/reference.py)
 
 torch.set_num_threads(1)
 

@@ -44,7 +44,7 @@ def annealed_step_sizes(eps, sigmas):
 
 def annealed_langevin(score_fn, x0, sigmas, eps, noise):
     x = x0.clone()
-    for level, (sigma, alpha) in enumerate(zip(sigmas, annealed_step_sizes(eps, sigmas))):
+    for level, (sigma, alpha) in enumerate(zip(sigmas, annealed_step_sizes(eps, sigmas), strict=True)):
         for z in noise[level]:
             x = x + alpha * score_fn(x, sigma) + (2 * alpha) ** 0.5 * z
     return x
@@ -135,7 +135,7 @@ def _sampler_with(alpha=annealed_step_sizes, noise_scale=lambda a: (2 * a) ** 0.
     def sampler(score_fn, x0, sigmas, eps, noise):
         x = x0.clone()
         lv = levels(sigmas)
-        for i, (sigma, a) in enumerate(zip(lv, alpha(eps, lv))):
+        for i, (sigma, a) in enumerate(zip(lv, alpha(eps, lv), strict=True)):
             for z in noise[i]:
                 x = x + drift * a * score_fn(x, score_sigma(sigma, sigmas)) + noise_scale(a) * z
         if denoise:

@@ -16,7 +16,6 @@ import torch
 from scorelab.diagnostics import effective_sample_size
 from scorelab.exercises import check, not_passed, parts, summary
 
-
 # -- right answers, written independently of the solution notebook -----------------------
 
 def ula_variance(eps, s2):

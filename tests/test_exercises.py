@@ -19,7 +19,8 @@ import pytest
 import torch
 
 from scorelab.exercises import CheckResult, check, not_passed, parts, summary
-from scorelab.grade import find_notebooks, grade_notebook, main as grade_main
+from scorelab.grade import find_notebooks, grade_notebook
+from scorelab.grade import main as grade_main
 
 REPO = Path(__file__).resolve().parents[1]
 

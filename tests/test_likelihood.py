@@ -16,12 +16,11 @@ import math
 
 import pytest
 import torch
+from reference import gen  # noqa: E402  (tests/reference.py)
 
 import scorelab as sl
 from scorelab.likelihood import bits_per_dim, dequantize, divergence, log_likelihood
 from scorelab.sdes import VESDE, VPSDE, SubVPSDE, exact_score_fn
-
-from reference import gen  # noqa: E402  (tests/reference.py)
 
 torch.set_num_threads(1)
 

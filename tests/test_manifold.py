@@ -16,11 +16,10 @@ import math
 import numpy as np
 import pytest
 import torch
+from reference import gen  # noqa: E402  (tests/reference.py)
 from scipy import integrate, stats
 
 from scorelab.manifold import VonMisesCircle, sample_projected_langevin, tangent_normal
-
-from reference import gen  # noqa: E402  (tests/reference.py)
 
 torch.set_num_threads(1)
 
@@ -70,8 +69,9 @@ def test_noised_score_matches_quadrature_and_finite_differences():
     mix = vm.noised(sigma, n_quad=1024)
 
     def log_p(x):
-        f = lambda a: math.exp(vm.kappa * math.cos(a - vm.mu) - ((x[0] - math.cos(a)) ** 2 + (x[1] - math.sin(a)) ** 2)
-                               / (2 * sigma**2))
+        def f(a):
+            sq = (x[0] - math.cos(a)) ** 2 + (x[1] - math.sin(a)) ** 2
+            return math.exp(vm.kappa * math.cos(a - vm.mu) - sq / (2 * sigma**2))
         val, _ = integrate.quad(f, -math.pi, math.pi, limit=200, epsabs=0, epsrel=1e-12)
         return math.log(val)
 

@@ -19,6 +19,7 @@ import math
 
 import pytest
 import torch
+from reference import gen  # noqa: E402  (tests/reference.py)
 
 import scorelab as sl
 from scorelab.diagnostics import (
@@ -35,8 +36,6 @@ from scorelab.mcmc import (
 )
 from scorelab.metrics import mode_weights, sliced_wasserstein, sliced_wasserstein_floor
 from scorelab.samplers import sample_langevin, sample_mala
-
-from reference import gen  # noqa: E402  (tests/reference.py)
 
 torch.set_num_threads(1)
 F64 = torch.float64

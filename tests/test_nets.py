@@ -71,7 +71,7 @@ def test_seed_none_uses_global_rng():
     a = MLPScore(2, hidden=8)
     torch.manual_seed(0)
     b = MLPScore(2, hidden=8)
-    assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))
+    assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters(), strict=True))
 
 
 # -- each conditioning works ---------------------------------------------------
@@ -228,7 +228,7 @@ def test_mlp_score_batch_norm_is_off_by_default_and_keeps_the_same_linear_weight
     lin_plain = [m for m in plain.modules() if isinstance(m, torch.nn.Linear)]
     lin_bn = [m for m in bn.modules() if isinstance(m, torch.nn.Linear)]
     assert len(lin_plain) == len(lin_bn) == 3
-    for a, b in zip(lin_plain, lin_bn):
+    for a, b in zip(lin_plain, lin_bn, strict=True):
         assert torch.equal(a.weight, b.weight) and torch.equal(a.bias, b.bias)
     with pytest.raises(TypeError, match="batch_norm"):
         MLPScore(3, batch_norm="yes")

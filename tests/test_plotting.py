@@ -254,7 +254,7 @@ def test_recorder_stores_clones_and_optional_initial_state():
     assert rec.steps == [-1, 0, 1]
     rec.reset()
     with pytest.raises(ValueError, match="nothing recorded"):
-        rec.trajectory
+        _ = rec.trajectory
 
 
 def test_recorder_rejects_bad_input():

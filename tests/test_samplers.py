@@ -15,15 +15,15 @@ draw uses a fixed seed, so the file is deterministic.
 from __future__ import annotations
 
 import math
+from itertools import pairwise
 
 import pytest
 import torch
+from reference import gen, near_floor, sw_to_target  # noqa: E402  (tests/reference.py)
 
 import scorelab as sl
 from scorelab.metrics import mode_weights, sliced_wasserstein_floor
 from scorelab.samplers import geometric_sigmas, sample_annealed_langevin, sample_langevin, sample_mala
-
-from reference import gen, near_floor, sw_to_target  # noqa: E402  (tests/reference.py)
 
 torch.set_num_threads(1)
 
@@ -184,7 +184,7 @@ def test_mala_acceptance_rises_as_step_shrinks(target):
         assert stats["nfe"] == 21 and stats["n_log_prob"] == 21
         torch.testing.assert_close(stats["acceptance_per_step"].mean().item(), stats["acceptance_rate"])
         rates.append(stats["acceptance_rate"])
-    assert all(a < b for a, b in zip(rates, rates[1:])), rates
+    assert all(a < b for a, b in pairwise(rates)), rates
     # The Metropolis log-ratio is O(eps^{3/2}) for small steps, so acceptance tends to 1.
     assert rates[-1] > 0.995
     assert 0.0 < rates[0] < 0.9

@@ -13,12 +13,11 @@ import math
 
 import pytest
 import torch
+from reference import gen  # noqa: E402  (tests/reference.py)
 
 import scorelab as sl
 from scorelab.sde_nets import TimeConditionalScoreNet, sde_score_matching_loss
 from scorelab.sdes import VESDE, VPSDE, SubVPSDE, exact_score_fn
-
-from reference import gen  # noqa: E402  (tests/reference.py)
 
 torch.set_num_threads(1)
 
@@ -51,7 +50,7 @@ def test_scaled_exact_score_has_a_larger_loss():
     x0 = dist.sample(20000, generator=gen(3)).double()
     base = float(sde_score_matching_loss(score, x0, sde, generator=gen(4)))
     for k in (0.8, 1.2):
-        worse = float(sde_score_matching_loss(lambda x, t: k * score(x, t), x0, sde, generator=gen(4)))
+        worse = float(sde_score_matching_loss(lambda x, t, k=k: k * score(x, t), x0, sde, generator=gen(4)))
         assert worse > base
 
 

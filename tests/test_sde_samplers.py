@@ -20,15 +20,23 @@ import math
 
 import pytest
 import torch
+from reference import gen, near_floor, sw_to_target  # noqa: E402  (tests/reference.py)
 
 import scorelab as sl
 from scorelab.metrics import sliced_wasserstein_floor
-from scorelab.sde_samplers import (karras_times, langevin_step_size, sample_dpm_solver_2, sample_euler_maruyama,
-                                   sample_heun_karras, sample_pc, sample_probability_flow,
-                                   sample_probability_flow_adaptive, sample_reverse_diffusion, time_grid)
+from scorelab.sde_samplers import (
+    karras_times,
+    langevin_step_size,
+    sample_dpm_solver_2,
+    sample_euler_maruyama,
+    sample_heun_karras,
+    sample_pc,
+    sample_probability_flow,
+    sample_probability_flow_adaptive,
+    sample_reverse_diffusion,
+    time_grid,
+)
 from scorelab.sdes import VESDE, VPSDE, SubVPSDE, exact_score_fn
-
-from reference import gen, near_floor, sw_to_target  # noqa: E402  (tests/reference.py)
 
 torch.set_num_threads(1)
 

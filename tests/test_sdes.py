@@ -20,12 +20,20 @@ import math
 
 import pytest
 import torch
+from reference import gen  # noqa: E402  (tests/reference.py)
 
 import scorelab as sl
-from scorelab.sdes import (SDE, VESDE, VPSDE, ReverseSDE, SubVPSDE, append_dims, eps_to_score, exact_score_fn,
-                           score_to_eps)
-
-from reference import gen  # noqa: E402  (tests/reference.py)
+from scorelab.sdes import (
+    SDE,
+    VESDE,
+    VPSDE,
+    ReverseSDE,
+    SubVPSDE,
+    append_dims,
+    eps_to_score,
+    exact_score_fn,
+    score_to_eps,
+)
 
 torch.set_num_threads(1)
 
@@ -43,8 +51,8 @@ def full_cov_mixture():
 
 DISTS = {
     "eight": lambda: sl.eight_gaussians(),
-    "unequal_iso": lambda: sl.GaussianMixture.isotropic(torch.tensor([0.4, 0.6]), torch.tensor([[0.0, 0.0], [3.0, 3.0]]),
-                                                        torch.tensor([0.5, 1.5])),
+    "unequal_iso": lambda: sl.GaussianMixture.isotropic(
+        torch.tensor([0.4, 0.6]), torch.tensor([[0.0, 0.0], [3.0, 3.0]]), torch.tensor([0.5, 1.5])),
     "full_cov": full_cov_mixture,
     "gaussian": lambda: sl.Gaussian(torch.tensor([1.0, 2.0]), torch.tensor([[2.0, 0.3], [0.3, 0.5]])),
 }
@@ -116,7 +124,8 @@ def test_marginal_is_the_perturbed_distribution(name):
     exact = sde.marginal(dist, 0.4)
     assert xt.shape == eps.shape == (n, 2)
     # moments of the simulated x_t against the exact mixture p_t (SE ~ std / sqrt(n))
-    torch.testing.assert_close(xt.mean(0), exact.mean.double(), atol=5 * float(exact.covariance_matrix.diag().max()) ** 0.5 / n**0.5, rtol=0)
+    se = float(exact.covariance_matrix.diag().max()) ** 0.5 / n**0.5
+    torch.testing.assert_close(xt.mean(0), exact.mean.double(), atol=5 * se, rtol=0)
     torch.testing.assert_close(torch.cov(xt.T), exact.covariance_matrix.double(), rtol=0.05, atol=0.05)
 
 
@@ -149,7 +158,7 @@ def test_prior_sampling_scale_and_seed():
 def autograd_score(sde, dist, x, t):
     """grad_x log p_t(x) by autograd, one example at a time (each may have its own t)."""
     out = []
-    for xi, ti in zip(x, t.tolist()):
+    for xi, ti in zip(x, t.tolist(), strict=True):
         xg = xi[None].clone().requires_grad_(True)
         (g,) = torch.autograd.grad(sde.marginal(dist, ti).log_prob(xg).sum(), xg)
         out.append(g)

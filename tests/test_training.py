@@ -27,7 +27,7 @@ def test_same_seed_gives_identical_history_and_weights():
         hist = train(net, dsm(0.5), TARGET, n_steps=40, batch_size=64, generator=7, progress=False)
         runs.append((hist, [p.detach().clone() for p in net.parameters()]))
     assert runs[0][0] == runs[1][0]
-    assert all(torch.equal(a, b) for a, b in zip(runs[0][1], runs[1][1]))
+    assert all(torch.equal(a, b) for a, b in zip(runs[0][1], runs[1][1], strict=True))
     other = train(MLPScore(2, hidden=32, depth=2, seed=0), dsm(0.5), TARGET, n_steps=40, batch_size=64,
                   generator=8, progress=False)
     assert other != runs[0][0]
@@ -134,7 +134,7 @@ def test_lr_schedules():
     lin = torch.nn.Linear(2, 2)
     before = [p.detach().clone() for p in lin.parameters()]
     train(lin, dsm(0.5), TARGET, n_steps=5, batch_size=8, generator=0, progress=False, lr_schedule=lambda i: 0.0)
-    assert all(torch.equal(a, b) for a, b in zip(before, lin.parameters()))
+    assert all(torch.equal(a, b) for a, b in zip(before, lin.parameters(), strict=True))
     with pytest.raises(ValueError, match="lr_schedule"):
         train(lin, dsm(0.5), TARGET, n_steps=5, progress=False, lr_schedule="linear")
 

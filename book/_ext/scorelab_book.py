@@ -37,6 +37,8 @@ from pathlib import Path
 
 from docutils import nodes
 
+from scorelab._nbexec import poll_shell_in_slices, sliced_get_msg  # noqa: F401  (re-exported)
+
 BOOK_DIR = Path(__file__).resolve().parent.parent
 VENDOR_DIR = BOOK_DIR / "vendor"
 # What the book pages need from book/vendor (the reveal.js copy is for the decks only).
@@ -220,48 +222,6 @@ def _execution_mode(app, config):
         if mode not in ("force", "cache", "auto", "off"):
             raise ValueError(f"SCORELAB_BOOK_EXECUTE must be force, cache, auto or off, got {mode!r}")
         config.nb_execution_mode = mode
-
-
-_SHELL_POLL_SLICE = 1.0  # seconds
-
-
-def poll_shell_in_slices() -> None:
-    """Make the asynchronous kernel client wait for a reply in 1 s slices (idempotent).
-
-    nbclient waits for a cell's ``execute_reply`` with one ``socket.poll`` lasting up to the
-    cell timeout. Twice in earlier builds here a notebook stalled with its kernel idle until
-    that timeout (300 s) ran out: the symptom of jupyter/nbclient#312, where the poll misses
-    a reply already waiting on the socket and only returns when it times out. We could not
-    make it happen on demand (0 stalls in 31 later executions, 11 of them book builds), so
-    this is a guard, not a proven fix: polling again every second would find such a reply
-    at the next slice, bounding the cost of a missed wake-up to a second. Timeouts and
-    cancellation behave as before.
-    """
-    from jupyter_client.channels import AsyncZMQSocketChannel
-
-    if not getattr(AsyncZMQSocketChannel.get_msg, "_sliced", False):
-        AsyncZMQSocketChannel.get_msg = sliced_get_msg(AsyncZMQSocketChannel.get_msg)
-
-
-def sliced_get_msg(original, slice_s: float = _SHELL_POLL_SLICE):
-    """Wrap an async ``get_msg(self, timeout=None)`` so that it waits in polls of at most
-    ``slice_s`` seconds, up to the same overall ``timeout`` (None: forever)."""
-    from queue import Empty
-    from time import monotonic
-
-    async def get_msg(self, timeout=None):
-        deadline = None if timeout is None else monotonic() + timeout
-        while True:
-            left = None if deadline is None else max(0.0, deadline - monotonic())
-            step = slice_s if left is None else min(slice_s, left)
-            try:
-                return await original(self, timeout=step)
-            except Empty:
-                if left is not None and left <= step:
-                    raise
-
-    get_msg._sliced = True
-    return get_msg
 
 
 def setup(app):

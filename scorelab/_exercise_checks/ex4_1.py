@@ -6,7 +6,9 @@ import torch
 
 from ..distributions import GaussianMixture, two_mode_1d
 from ..exercises import Mismatch, as_number, as_output, call, register, relative_error
-from . import F64, autograd_score as _autograd_score, close as _close
+from . import F64
+from . import autograd_score as _autograd_score
+from . import close as _close
 
 
 @register("4.1.A1", "score of the Gamma distribution (exponential family)")
@@ -14,7 +16,7 @@ def _gamma_score(fn):
     x = torch.linspace(0.1, 8.0, 50, dtype=F64)[:, None]
     for k, theta in ((2.0, 1.0), (3.5, 0.5), (0.7, 2.0)):
         dist = torch.distributions.Gamma(torch.tensor(k, dtype=F64), torch.tensor(1.0 / theta, dtype=F64))
-        ref = _autograd_score(lambda z: dist.log_prob(z[:, 0]), x)
+        ref = _autograd_score(lambda z, dist=dist: dist.log_prob(z[:, 0]), x)
         out = as_output(call(fn, x.clone(), k, theta, name="gamma_score"), ref, "gamma_score(x, k, theta)")
         if _close(out, ref, 1e-6):
             continue

@@ -31,7 +31,7 @@ def _params_grad(loss: torch.Tensor, model) -> list[torch.Tensor] | None:
     if not loss.requires_grad:
         return None
     grads = torch.autograd.grad(loss, params, allow_unused=True, retain_graph=True)
-    return [torch.zeros_like(p) if g is None else g for p, g in zip(params, grads)]
+    return [torch.zeros_like(p) if g is None else g for p, g in zip(params, grads, strict=True)]
 
 
 def _scalar(value, name: str) -> torch.Tensor:
@@ -57,7 +57,7 @@ def _compare_loss(name, student, reference, alternatives, model):
     if g_student is None:
         raise Mismatch(f"the value of {name} is right, but it does not depend on the network's parameters "
                        "(no gradient): did you detach it, or call .item()? Return the tensor itself.")
-    num = sum(float((a - b).norm() ** 2) for a, b in zip(g_student, g_ref)) ** 0.5
+    num = sum(float((a - b).norm() ** 2) for a, b in zip(g_student, g_ref, strict=True)) ** 0.5
     den = sum(float(b.norm() ** 2) for b in g_ref) ** 0.5
     if num > 1e-6 * den:
         raise Mismatch(f"the value of {name} is right but its gradient with respect to the parameters is "

@@ -19,7 +19,8 @@ from ..distributions import GaussianMixture, noised_score
 from ..exercises import Mismatch, as_number, as_output, call, register, relative_error
 from ..metrics import mode_weights
 from ..samplers import geometric_sigmas, sample_annealed_langevin
-from . import F64, close as _close
+from . import F64
+from . import close as _close
 
 # -- the three-mode mixture of part B1 (also used by A4) -----------------------------------
 
@@ -106,7 +107,7 @@ def _grads(loss: torch.Tensor, model) -> torch.Tensor | None:
         return None
     grads = torch.autograd.grad(loss, list(model.parameters()), allow_unused=True, retain_graph=True)
     return torch.cat([torch.zeros_like(p).reshape(-1) if g is None else g.reshape(-1)
-                      for p, g in zip(model.parameters(), grads)])
+                      for p, g in zip(model.parameters(), grads, strict=True)])
 
 
 @register("4.3.A2", "the NCSN loss for given levels and noise", points=2.0)
@@ -236,14 +237,14 @@ def _scorelab_noise(x0: torch.Tensor, sigmas: torch.Tensor, eps: float, T: int, 
 
     sample_annealed_langevin(_zero_score, x0, sigmas, eps=eps, n_steps_each=T, denoise=False, generator=seed,
                              callback=record)
-    z = torch.stack([(b - a) / math.sqrt(2 * h) for a, b, h in zip(xs[:-1], xs[1:], steps)])
+    z = torch.stack([(b - a) / math.sqrt(2 * h) for a, b, h in zip(xs[:-1], xs[1:], steps, strict=True)])
     return z.reshape(len(sigmas), T, *x0.shape)
 
 
 def _annealed_variant(score_fn, x0, score_sigmas, alphas, noise, *, noise_factor=2.0, drift_sign=1.0):
     """A plain loop used only to recognise wrong answers (levels, steps and noise as given)."""
     x = x0.clone()
-    for i, (sigma, alpha) in enumerate(zip(score_sigmas, alphas)):
+    for i, (sigma, alpha) in enumerate(zip(score_sigmas, alphas, strict=True)):
         for t in range(noise.shape[1]):
             x = x + drift_sign * alpha * score_fn(x, sigma) + math.sqrt(noise_factor * alpha) * noise[i, t]
     return x

@@ -16,7 +16,8 @@ import torch
 from ..diagnostics import effective_sample_size, ula_autocorrelation, ula_stationary_variance
 from ..distributions import GaussianMixture
 from ..exercises import Mismatch, as_number, as_output, call, register, relative_error
-from . import F64, close as _close
+from . import F64
+from . import close as _close
 
 
 def _scalar(value, name: str) -> float:

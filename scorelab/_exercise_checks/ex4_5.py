@@ -17,7 +17,8 @@ from ..exercises import Mismatch, as_number, as_output, call, register, relative
 from ..sde_samplers import simulate_forward
 from ..sdes import SDE, VESDE, VPSDE, SubVPSDE, eps_to_score, score_to_eps
 from ..utils import make_generator
-from . import F64, close as _close
+from . import F64
+from . import close as _close
 
 COSINE_T = 0.9946  # end time of the cosine VP SDE: alpha_bar(T) ~ 7e-5, beta(T) ~ 370
 

@@ -49,7 +49,8 @@ def _series(fn):
     var0, var_end = float(x[:, 0].var()), float(x[:, -1].var())
     lag1 = _lag_correlation(x, 1)
     if abs(lag1 + PHI) < 0.05:
-        raise Mismatch(f"consecutive values are anti-correlated (lag-1 correlation {lag1:.2f}): x_k = +phi x_(k-1) + z_k.")
+        raise Mismatch(f"consecutive values are anti-correlated (lag-1 correlation {lag1:.2f}): "
+                       "x_k = +phi x_(k-1) + z_k.")
     if abs(lag1) < 0.1:
         raise Mismatch(f"consecutive values are uncorrelated (lag-1 correlation {lag1:.2f}): each x_k must be "
                        "phi times the previous value plus fresh noise.")
@@ -58,7 +59,8 @@ def _series(fn):
                        f"from the stationary law, x_0 ~ N(0, 1 / (1 - phi^2)) = N(0, {float(c[0, 0]):.3f}).")
     se_mean = math.sqrt(float(c[0, 0]) / n)
     if float(x.mean(0).abs().max()) > 5 * se_mean:
-        raise Mismatch(f"the series should have mean 0; the largest coordinate mean is {float(x.mean(0).abs().max()):.3f}.")
+        raise Mismatch("the series should have mean 0; the largest coordinate mean is "
+                       f"{float(x.mean(0).abs().max()):.3f}.")
     err = float((torch.cov(x.T) - c).norm() / c.norm())
     if err > 0.06:
         raise Mismatch(f"the covariance of 20,000 series differs from phi^|i-j| / (1 - phi^2) by {err:.3f} "
@@ -128,10 +130,12 @@ def _samples(samples):
                 f"variance ratio {var_ratio:.3f}.")
     hint = ""
     if var_ratio < 0.8:
-        hint = " The variance is too small: samples collapse towards the mean (too much denoising, or a score that is too strong)."
+        hint = (" The variance is too small: samples collapse towards the mean (too much denoising, or a score "
+                "that is too strong).")
     elif var_ratio > 1.25:
         hint = " The variance is too large: the sampler stopped too early (t_eps too big) or took too few steps."
     elif abs(lag1 - PHI) >= 0.04:
-        hint = " The marginal variance is right but the temporal correlation is not: the model has not learned how neighbouring values interact."
+        hint = (" The marginal variance is right but the temporal correlation is not: the model has not learned how "
+                "neighbouring values interact.")
     raise Mismatch(f"covariance error {err:.3f} (need < 0.12), lag-1 correlation {lag1:.3f} (need {PHI} +- 0.04), "
                    f"variance ratio {var_ratio:.2f}.{hint}")
