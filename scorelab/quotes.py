@@ -1,0 +1,82 @@
+"""Tie a number quoted in a chapter's prose to the value that produced it.
+
+The prose of a notebook states results in words ("the small mode appears at sigma = 4.6").
+Each such number is quoted once more in the code cell that computes it::
+
+    quote(sigma_split, "4.6")
+
+which passes when the computed value, rounded to the digits the text shows, reads exactly
+as quoted, and fails with a message naming both otherwise. So a change of seed, of torch or
+of BLAS that moves a quoted value past its last printed digit breaks the notebook, and with
+it the test suite, instead of leaving the prose wrong.
+
+The quoted text sets the precision:
+
+- ``"4.6"``, ``"0.20"``, ``"12"``: fixed point with as many decimals as written;
+- ``"3.1e-4"``, ``"2e-3"``: scientific notation with as many significant digits as written;
+- ``"45%"``, ``"4.5%"``: a fraction shown as a percentage (``value`` 0.45 reads "45%");
+- a leading sign, thousands separators (``"1,797"``) and a trailing ``"x"`` or ``"×"``
+  (a ratio, ``"10×"``) are allowed.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+
+__all__ = ["QuoteMismatch", "quote", "render"]
+
+_FORMAT = re.compile(
+    r"^(?P<sign>[-+−]?)(?P<int>\d{1,3}(?:,\d{3})+|\d+)(?:\.(?P<frac>\d+))?"
+    r"(?:e(?P<exp>[-+]?\d+))?(?P<suffix>%|×|x)?$"
+)
+
+
+class QuoteMismatch(AssertionError):
+    """A number quoted in the prose does not match the value computed for it."""
+
+
+def render(value: float, text: str) -> str:
+    """``value`` written with the precision and form of ``text`` (see the module docstring)."""
+    m = _FORMAT.match(text.strip())
+    if m is None:
+        raise ValueError(f"text: expected a number such as '4.6', '0.20', '3.1e-4', '45%' or '10×', got {text!r}")
+    v = float(value)
+    if not math.isfinite(v):
+        return str(v)
+    suffix = m["suffix"] or ""
+    if suffix == "%":
+        v *= 100.0
+    decimals = len(m["frac"] or "")
+    if m["exp"] is not None:
+        out = f"{v:.{decimals}e}"
+        mant, exp = out.split("e")
+        e = int(exp)
+        out = f"{mant}e{'+' if m['exp'].startswith('+') and e >= 0 else ''}{e}"
+    else:
+        out = f"{v:,.{decimals}f}" if "," in m["int"] else f"{v:.{decimals}f}"
+    if m["sign"] == "+" and not out.startswith("-"):
+        out = "+" + out
+    if m["sign"] == "−":
+        out = out.replace("-", "−")
+    if out in ("-0", "-0." + "0" * decimals):  # -0.001 printed with 0 decimals is "0"
+        out = out[1:]
+    return out + suffix
+
+
+def quote(value, text: str) -> str:
+    """Check that ``value`` reads as ``text`` at the precision ``text`` shows; return ``text``.
+
+    Raises:
+        QuoteMismatch: the rounded value differs from the quoted text.
+        ValueError: ``text`` is not a number this helper can read.
+    """
+    try:
+        v = float(value)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"value: expected a number (or a one-element tensor), got {type(value).__name__}") from exc
+    got = render(v, text)
+    want = text.strip()
+    if got != want:
+        raise QuoteMismatch(f"the prose quotes {want}, but the computation gives {v!r}, which reads {got}")
+    return want
