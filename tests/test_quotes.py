@@ -46,3 +46,13 @@ def test_unreadable_text_is_a_clear_error(text):
 def test_non_number_value_is_a_clear_error():
     with pytest.raises(TypeError, match="value: expected a number"):
         quote(object(), "3.2")
+
+
+def test_fast_mode_checks_only_the_text(monkeypatch):
+    monkeypatch.setenv("SCORELAB_FAST", "1")
+    assert quote(4.63, "3.2") == "3.2"
+    with pytest.raises(ValueError, match="expected a number such as"):
+        quote(4.63, "three")
+    monkeypatch.setenv("SCORELAB_FAST", "0")
+    with pytest.raises(QuoteMismatch):
+        quote(4.63, "3.2")
