@@ -96,7 +96,7 @@ class TimeConditionalScoreNet(nn.Module):
 
 
 def sde_score_matching_loss(score_fn, x0: torch.Tensor, sde: SDE, *, t_eps: float = 1e-5,
-                            generator=None) -> torch.Tensor:
+                            generator=None, t=None, eps=None) -> torch.Tensor:
     """Denoising score matching over all times, Song et al. (2021) eq. 7 with ``lambda = sigma^2`` (4.5.1).
 
     Draw ``t ~ U(t_eps, T)`` per example and ``x_t = alpha(t) x0 + sigma(t) eps``; the target
@@ -113,6 +113,9 @@ def sde_score_matching_loss(score_fn, x0: torch.Tensor, sde: SDE, *, t_eps: floa
         sde: the forward SDE.
         t_eps: smallest time drawn (the score is singular at t = 0 for point data).
         generator: ``torch.Generator`` or int seed for t and the noise.
+        t, eps: optional pre-drawn times (N,) in ``[t_eps, T]`` and noise shaped like x0, used instead
+            of drawing them (both or neither); a data-parallel run draws them for the whole batch
+            and gives each process its share, so that it computes the same loss as one process.
 
     Returns:
         A scalar tensor (batch mean).
@@ -125,9 +128,18 @@ def sde_score_matching_loss(score_fn, x0: torch.Tensor, sde: SDE, *, t_eps: floa
     t_eps = check_positive(t_eps, "t_eps")
     if not t_eps < sde.T:
         raise ValueError(f"t_eps: expected 0 < t_eps < T = {sde.T}, got {t_eps}")
-    g = check_generator(generator)
-    t = t_eps + (sde.T - t_eps) * torch.rand(x0.shape[0], generator=g, dtype=x0.dtype, device=x0.device)
-    x_t, eps = sde.perturb(x0, t, generator=g)
+    if (t is None) != (eps is None):
+        raise ValueError("t, eps: expected both (pre-drawn times and noise) or neither")
+    if t is None:
+        g = check_generator(generator)
+        t = t_eps + (sde.T - t_eps) * torch.rand(x0.shape[0], generator=g, dtype=x0.dtype, device=x0.device)
+        x_t, eps = sde.perturb(x0, t, generator=g)
+    else:
+        if not isinstance(eps, torch.Tensor) or eps.shape != x0.shape:
+            got = tuple(eps.shape) if isinstance(eps, torch.Tensor) else type(eps).__name__
+            raise ValueError(f"eps: expected a tensor of shape {tuple(x0.shape)} (same as x0), got {got}")
+        mean, std = sde.marginal_prob(x0, t)
+        x_t = mean + append_dims(std, x0.ndim) * eps
     s = score_fn(x_t, t)
     if not isinstance(s, torch.Tensor) or s.shape != x0.shape:
         got = tuple(s.shape) if isinstance(s, torch.Tensor) else type(s).__name__
