@@ -117,7 +117,7 @@ class ImageData:
 
 
 def _make(name, images: np.ndarray, labels: np.ndarray, n_levels: int, classes) -> ImageData:
-    return ImageData(name, torch.from_numpy(np.ascontiguousarray(images, dtype=np.uint8)),
+    return ImageData(name, torch.from_numpy(np.array(images, dtype=np.uint8, copy=True)),
                      torch.from_numpy(np.asarray(labels, dtype=np.int64)), n_levels, tuple(classes))
 
 

@@ -34,6 +34,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ._checks import check_count, check_positive
+from .sdes import append_dims
 
 __all__ = [
     "ImageClassifier",
@@ -98,12 +99,15 @@ def _as_images(x, shape=None, name: str = "x") -> torch.Tensor:
 
 
 def train_classifier(train, *, n_steps: int = 1500, batch_size: int = 128, lr: float = 2e-3, seed: int = 0,
-                     shift: int = 1, device=None, progress: bool = False, **model_kwargs):
+                     shift: int = 1, mixup: float = 0.25, device=None, progress: bool = False, **model_kwargs):
     """Train an ``ImageClassifier`` on the real training split; returns ``(classifier, losses)`` (eval mode).
 
     Each step sees a minibatch of uniformly dequantised images (so it sees the same kind of
-    continuous images a score model produces) shifted by up to ``shift`` pixels.  Adam with
-    a cosine-decayed learning rate; everything seeded by ``seed``.
+    continuous images a score model produces) shifted by up to ``shift`` pixels.  A share
+    ``mixup`` of each batch are blends ``l x_a + (1 - l) x_b`` of two images with the blended
+    label (mixup, Zhang et al. 2018, ``l ~ U(0, 1)``): the classifier learns to be unsure of an
+    image between two digits, which is what a poor generator draws, instead of naming one
+    of them with confidence.  Adam with a cosine-decayed learning rate; everything seeded by ``seed``.
 
     Args:
         train: ``scorelab.datasets.ImageData`` (levels and labels).
@@ -139,7 +143,16 @@ def train_classifier(train, *, n_steps: int = 1500, batch_size: int = 128, lr: f
         if shift:
             dx, dy = torch.randint(-shift, shift + 1, (2,), generator=g).tolist()
             x = torch.roll(x, shifts=(dy, dx), dims=(-2, -1))
-        loss = F.cross_entropy(model(x.to(device)), train.labels[idx].to(device))
+        target = F.one_hot(train.labels[idx], model.n_classes).float()
+        m = int(round(mixup * batch_size))
+        if m:
+            lam = torch.rand(m, generator=g)
+            other = torch.randint(n, (m,), generator=g)
+            x_b = to_model_space(train.images[other], train.n_levels, generator=g)
+            x[:m] = append_dims(lam, 4) * x[:m] + append_dims(1 - lam, 4) * x_b
+            target[:m] = lam[:, None] * target[:m] + (1 - lam[:, None]) * F.one_hot(train.labels[other],
+                                                                                       model.n_classes).float()
+        loss = F.cross_entropy(model(x.to(device)), target.to(device))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

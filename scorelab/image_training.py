@@ -28,7 +28,6 @@ Adam and everything a real run needs:
 
 from __future__ import annotations
 
-import argparse
 import copy
 import math
 import os
@@ -55,6 +54,9 @@ __all__ = [
     "load_weights",
     "init_distributed",
     "default_device",
+    "suggest_sigma_max",
+    "build_model",
+    "main",
 ]
 
 _MODEL_FILE, _EMA_FILE, _STATE_FILE = "model.safetensors", "ema.safetensors", "state.pt"
@@ -494,3 +496,116 @@ class _StopFlag:
         if self._old is not None:
             signal.signal(signal.SIGINT, self._old)
         return False
+
+
+# -- helpers for the chapters and the command line ------------------------------------------
+
+def suggest_sigma_max(images) -> float:
+    """The largest Euclidean distance between two training images in model space [-1, 1] (bin centres).
+
+    Song & Ermon (2020), technique 1: the VE SDE's largest noise must be about as large as the
+    largest pairwise distance of the data, or the prior cannot reach every mode.
+    """
+    from .datasets import ImageData, to_model_space
+
+    if not isinstance(images, ImageData):
+        raise TypeError(f"images: expected an ImageData, got {type(images).__name__}")
+    x = to_model_space(images.images, images.n_levels, dtype=torch.float64).reshape(len(images), -1)
+    best = 0.0
+    for chunk in x.split(2048):
+        best = max(best, float(torch.cdist(chunk, x).max()))
+    return best
+
+
+_DATASETS = ("digits", "mnist-5k", "mnist", "fashion-mnist", "cifar10")
+
+
+def _load(name: str, root=None):
+    from . import datasets
+
+    if name == "digits":
+        return datasets.load_digits()
+    if name == "mnist-5k":
+        return datasets.load_mnist_5k()
+    loader = {"mnist": datasets.load_mnist, "fashion-mnist": datasets.load_fashion_mnist,
+              "cifar10": datasets.load_cifar10}[name]
+    return loader(root, "train")
+
+
+def build_model(kind: str, sde: SDE, shape, *, seed: int = 0, **sizes) -> nn.Module:
+    """``"unet"`` (``UNet.for_image``) or ``"mlp"`` (``FlatScoreNet``) for images of ``shape``."""
+    from .unet import FlatScoreNet, UNet
+
+    if kind == "unet":
+        return UNet.for_image(sde, shape, seed=seed, **sizes)
+    if kind == "mlp":
+        return FlatScoreNet(sde, shape, seed=seed, **sizes)
+    raise ValueError(f"kind: expected 'unet' or 'mlp', got {kind!r}")
+
+
+def main(argv=None) -> TrainResult:
+    """Command line: ``python -m scorelab.image_training --data digits --steps 2000 --out runs/digits``.
+
+    Under ``torchrun --nproc_per_node=K`` the same command trains with K processes
+    (DistributedDataParallel; ``--batch-size`` is the global batch).
+    """
+    import argparse
+
+    from .datasets import split
+    from .sdes import VESDE, VPSDE
+
+    p = argparse.ArgumentParser(prog="python -m scorelab.image_training", description=main.__doc__.split("\n")[0])
+    p.add_argument("--data", choices=_DATASETS, default="digits")
+    p.add_argument("--root", default=None, help="folder of mnist, fashion-mnist, cifar10 (default $SCORELAB_DATA)")
+    p.add_argument("--n-held-out", type=int, default=None, help="held-out images kept out of training")
+    p.add_argument("--model", choices=("unet", "mlp"), default="unet")
+    p.add_argument("--width", type=int, default=None, help="MLP width")
+    p.add_argument("--depth", type=int, default=None, help="MLP residual blocks")
+    p.add_argument("--channels", type=int, default=None, help="U-Net channels")
+    p.add_argument("--sde", choices=("ve", "vp"), default="ve")
+    p.add_argument("--sigma-max", type=float, default=None, help="VE sigma_max (default: largest pairwise distance)")
+    p.add_argument("--steps", type=int, default=2000)
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--lr", type=float, default=2e-3)
+    p.add_argument("--warmup", type=int, default=100)
+    p.add_argument("--ema", type=float, default=0.999)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default=None, help="checkpoint folder")
+    p.add_argument("--checkpoint-every", type=int, default=None)
+    p.add_argument("--resume", action="store_true")
+    p.add_argument("--device", default=None)
+    p.add_argument("--amp", choices=("auto", "on", "off"), default="auto")
+    p.add_argument("--compile", choices=("auto", "on", "off"), default="auto")
+    p.add_argument("--no-progress", action="store_true")
+    a = p.parse_args(argv)
+
+    rank, world, device = init_distributed()
+    data = _load(a.data, a.root)
+    n_held_out = a.n_held_out if a.n_held_out is not None else max(1, len(data) // 5)
+    train, _ = split(data, n_held_out, seed=0)
+    if a.sde == "ve":
+        sde = VESDE(sigma_min=0.01, sigma_max=a.sigma_max or suggest_sigma_max(train))
+    else:
+        sde = VPSDE(beta_min=0.1, beta_max=20.0)
+    sizes = {k: v for k, v in (("width", a.width), ("depth", a.depth), ("channels", a.channels)) if v is not None}
+    model = build_model(a.model, sde, train.shape, seed=a.seed, **sizes)
+    flag = {"auto": "auto", "on": True, "off": False}
+    config = TrainConfig(n_steps=a.steps, batch_size=a.batch_size, lr=a.lr, warmup_steps=a.warmup, ema_decay=a.ema,
+                         seed=a.seed, checkpoint_every=a.checkpoint_every, amp=flag[a.amp], compile=flag[a.compile])
+    result = train_score_model(model, train, sde, config, checkpoint_dir=a.out, resume=a.resume,
+                               device=a.device or device, progress=not a.no_progress)
+    if rank == 0:
+        tail = result.losses[-min(100, len(result.losses)):] or [float("nan")]
+        print(f"{a.data}: {result.step} steps, {world} process(es), {result.images_per_second:.0f} images/s, "
+              f"final loss {sum(tail) / len(tail):.4f}" + (f", checkpoint in {a.out}" if a.out else ""))
+    if world > 1:
+        import torch.distributed as dist
+
+        dist.barrier()
+        dist.destroy_process_group()
+    return result
+
+
+
+if __name__ == "__main__":
+    main()

@@ -443,9 +443,9 @@ def sample_probability_flow_adaptive(score_fn, x: torch.Tensor, sde: SDE, *, sol
             raise ValueError(f"method: expected one of {_SCIPY_METHODS} for solver='scipy', got {method!r}")
 
         def rhs(t, y):
-            xt = torch.from_numpy(y).reshape(shape).to(dtype)
+            xt = torch.from_numpy(y).reshape(shape).to(dtype=dtype, device=x.device)
             with torch.no_grad():
-                return velocity(xt, t).reshape(-1).double().numpy()
+                return velocity(xt, t).reshape(-1).double().cpu().numpy()
 
         sol = solve_ivp(rhs, (sde.T, t_eps), x.reshape(-1).double().cpu().numpy(), method=method,
                         rtol=rtol, atol=atol, t_eval=times[1:], **(options or {}))
