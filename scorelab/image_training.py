@@ -351,7 +351,8 @@ def train_score_model(model: nn.Module, images, sde: SDE, config: TrainConfig, *
         device: ``"cpu"``, ``"cuda"``, a ``torch.device``; default: the process's GPU under torchrun,
             else ``default_device()``.
         progress: a tqdm bar (first process only).
-        callback: ``callback({"i": step, "loss": float, "lr": float, "model": model})`` after each step;
+        callback: ``callback({"i": step, "loss": float, "lr": float, "model": model, "ema": ema_model})`` after
+            each step;
             raising KeyboardInterrupt in it stops the run like Ctrl-C (a checkpoint is written).
 
     Returns:
@@ -429,7 +430,7 @@ def train_score_model(model: nn.Module, images, sde: SDE, config: TrainConfig, *
                         and step % config.checkpoint_every == 0:
                     save_checkpoint(checkpoint_dir, model, ema, optimizer, step, losses, config)
                 if callback is not None:
-                    callback({"i": step - 1, "loss": value, "lr": lr, "model": model})
+                    callback({"i": step - 1, "loss": value, "lr": lr, "model": model, "ema": ema.module})
                 if stop.requested:
                     raise KeyboardInterrupt
     except KeyboardInterrupt:
