@@ -199,3 +199,25 @@ def test_two_torchrun_processes_make_the_update_of_one(tmp_path):
     assert changed  # the runs did move the weights
     ddp_state = torch.load(tmp_path / "ddp" / "state.pt", weights_only=True)
     assert ddp_state["losses"] == pytest.approx(one.losses, rel=1e-4)
+
+
+def test_the_gpu_path_runs_on_a_cpu_with_bf16_autocast(digits_train, tmp_path):
+    """bf16 autocast (what a GPU run uses) on the CPU: the time embedding and the score stay float32,
+    the loss is finite, and checkpoints hold float32 weights."""
+    sde = VPSDE(0.1, 20.0)
+    net = UNet.for_image(sde, (1, 8, 8), channels=8, seed=0)
+    t = torch.rand(4) * 0.9 + 0.05
+    with torch.autocast(device_type="cpu", dtype=torch.bfloat16):
+        emb = net._embed(t)
+        s = net(torch.randn(4, 1, 8, 8), t)
+        h = net.time_mlp(emb)
+    assert emb.dtype == torch.float32 and s.dtype == torch.float32 and h.dtype == torch.bfloat16
+    config = TrainConfig(n_steps=6, batch_size=16, warmup_steps=2, amp=True, compile=False)
+    small = FlatScoreNet(sde, (1, 8, 8), width=32, depth=1, seed=0)  # bf16 convolutions are slow on a CPU
+    result = train_score_model(small, digits_train, sde, config, device="cpu", checkpoint_dir=tmp_path,
+                               progress=False)
+    assert all(torch.isfinite(torch.tensor(result.losses)))
+    from safetensors.torch import load_file
+
+    weights = load_file(str(tmp_path / "model.safetensors"))
+    assert all(v.dtype == torch.float32 for v in weights.values())
