@@ -563,7 +563,7 @@ def main(argv=None) -> TrainResult:
     p.add_argument("--width", type=int, default=None, help="MLP width")
     p.add_argument("--depth", type=int, default=None, help="MLP residual blocks")
     p.add_argument("--channels", type=int, default=None, help="U-Net channels")
-    p.add_argument("--sde", choices=("ve", "vp"), default="ve")
+    p.add_argument("--sde", choices=("ve", "vp"), default="vp")
     p.add_argument("--sigma-max", type=float, default=None, help="VE sigma_max (default: largest pairwise distance)")
     p.add_argument("--steps", type=int, default=2000)
     p.add_argument("--batch-size", type=int, default=128)
