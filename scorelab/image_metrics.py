@@ -116,7 +116,7 @@ def train_classifier(train, *, n_steps: int = 1500, batch_size: int = 128, lr: f
         device: where to train (default CPU).
         **model_kwargs: ``ImageClassifier`` sizes.
     """
-    from .datasets import ImageData, to_model_space
+    from .datasets import ImageData
 
     if not isinstance(train, ImageData):
         raise TypeError(f"train: expected an ImageData, got {type(train).__name__}")
@@ -130,13 +130,24 @@ def train_classifier(train, *, n_steps: int = 1500, batch_size: int = 128, lr: f
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda i: 0.5 * (1 + math.cos(math.pi * i / n_steps)))
     g = torch.Generator().manual_seed(seed)
     n = len(train)
-    losses = []
     bar = range(n_steps)
     if progress:
         from tqdm.auto import tqdm
 
         bar = tqdm(bar, desc="classifier", leave=False)
     model.train()
+    # dropout draws from the global generator: seed it inside a fork so the run is reproducible
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        torch.manual_seed(seed)
+        losses = _fit(model, opt, sched, train, bar, n, batch_size, shift, mixup, g, device)
+    model.eval()
+    return model, losses
+
+
+def _fit(model, opt, sched, train, bar, n, batch_size, shift, mixup, g, device):
+    from .datasets import to_model_space
+
+    losses = []
     for _ in bar:
         idx = torch.randint(n, (batch_size,), generator=g)
         x = to_model_space(train.images[idx], train.n_levels, generator=g)
@@ -158,8 +169,7 @@ def train_classifier(train, *, n_steps: int = 1500, batch_size: int = 128, lr: f
         opt.step()
         sched.step()
         losses.append(float(loss.detach()))
-    model.eval()
-    return model, losses
+    return losses
 
 
 @torch.no_grad()

@@ -243,7 +243,9 @@ class FlatScoreNet(nn.Module):
 
     Same conditioning and parametrisation as ``UNet`` (Fourier features of t added in every
     block, input scaled by ``c_in(t)``, noise prediction divided by ``sigma(t)``), but no notion of
-    neighbouring pixels: every pixel talks to every other through dense layers.
+    neighbouring pixels: every pixel talks to every other through dense layers.  A time-dependent
+    per-pixel gain on the input is added to the output, so the identity part of the noise
+    prediction does not have to squeeze through the ``width``-wide residual stream.
 
     Args:
         sde: the forward SDE.
@@ -279,6 +281,9 @@ class FlatScoreNet(nn.Module):
             self.blocks = nn.ModuleList(_MLPBlock(width, width, dropout) for _ in range(depth))
             self.norm_out = nn.LayerNorm(width)
             self.out = _zero(nn.Linear(width, dim))
+            # a per-pixel gain on the input set by t: the identity part of eps (at high noise eps is
+            # nearly the scaled input), which a width-limited MLP cannot pass through its bottleneck
+            self.skip = _zero(nn.Linear(width, dim))
 
     _check = UNet._check
     _embed = UNet._embed
@@ -287,10 +292,11 @@ class FlatScoreNet(nn.Module):
         a, s = self.sde.alpha(t), self.sde.sigma(t)
         c_in = torch.rsqrt(a * a * self.data_std**2 + s * s)
         emb = self.time_mlp(self._embed(t))
-        h = self.inp(x.reshape(x.shape[0], -1) * c_in[:, None])
+        x_in = x.reshape(x.shape[0], -1) * c_in[:, None]
+        h = self.inp(x_in)
         for block in self.blocks:
             h = block(h, emb)
-        return self.out(F.silu(self.norm_out(h))).reshape(x.shape)
+        return (self.out(F.silu(self.norm_out(h))) + self.skip(emb) * x_in).reshape(x.shape)
 
     eps = UNet.eps
     forward = UNet.forward
