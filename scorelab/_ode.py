@@ -12,23 +12,12 @@ import torch
 
 from ._checks import check_choice
 
-__all__ = ["SOLVERS", "SCIPY_METHODS", "TORCHDIFFEQ_ADAPTIVE", "check_solver", "solve_ode"]
+__all__ = ["SOLVERS", "SCIPY_METHODS", "TORCHDIFFEQ_ADAPTIVE", "solve_ode"]
 
 SOLVERS = ("scipy", "torchdiffeq")
 SCIPY_METHODS = ("RK45", "RK23", "DOP853", "Radau", "BDF", "LSODA")
 # torchdiffeq's adaptive methods: their steps may overshoot the last time and interpolate back
 TORCHDIFFEQ_ADAPTIVE = ("dopri5", "dopri8", "bosh3", "fehlberg2", "adaptive_heun")
-
-
-def check_solver(solver: str, method: str | None) -> str:
-    """Check ``solver`` and, for scipy, ``method``; return the method (RK45 / dopri5 by default)."""
-    check_choice(solver, "solver", SOLVERS)
-    if solver == "scipy":
-        method = method or "RK45"
-        if method not in SCIPY_METHODS:
-            raise ValueError(f"method: expected one of {SCIPY_METHODS} for solver='scipy', got {method!r}")
-        return method
-    return method or "dopri5"
 
 
 def solve_ode(fn, state, t0: float, t1: float, *, t_eval=None, solver: str = "scipy", method: str | None = None,
@@ -39,9 +28,9 @@ def solve_ode(fn, state, t0: float, t1: float, *, t_eval=None, solver: str = "sc
         fn: ``fn(t: float, state) -> same structure``; called under ``torch.no_grad()`` (a
             right-hand side that needs autograd enables it itself).
         state: the initial state, a tensor or a tuple of tensors.
-        t_eval: None (return the state at ``t1`` only) or times strictly between ... and
-            ending at ``t1``, in the direction of integration, at which to return the state
-            (scipy: dense output; torchdiffeq: its output times).
+        t_eval: None (return the state at ``t1`` only) or the times, in the direction of
+            integration and ending at ``t1``, at which to return the state (scipy: dense output;
+            torchdiffeq: its output times).
         solver, method: ``"scipy"`` (``solve_ivp``, ``method`` in ``SCIPY_METHODS``, RK45 by
             default) or ``"torchdiffeq"`` (``odeint``, any of its methods, dopri5 by default;
             adaptive methods are made to land on ``t1`` exactly, where ``fn`` may be undefined
@@ -54,7 +43,11 @@ def solve_ode(fn, state, t0: float, t1: float, *, t_eval=None, solver: str = "sc
         float64 from scipy (which integrates the flattened state in float64), the state's
         dtype from torchdiffeq.
     """
-    method = check_solver(solver, method)
+    check_choice(solver, "solver", SOLVERS)
+    if solver == "scipy":
+        method = check_choice(method or "RK45", "method", SCIPY_METHODS)
+    else:
+        method = method or "dopri5"
     single = isinstance(state, torch.Tensor)
     parts = (state,) if single else tuple(state)
     shapes = [p.shape for p in parts]

@@ -33,7 +33,7 @@ from ._checks import (
     check_t_eps,
     check_type,
 )
-from ._ode import check_solver, solve_ode
+from ._ode import solve_ode
 from ._random import probes as draw_probes
 from .losses import score_divergence
 from .sdes import SDE
@@ -88,7 +88,6 @@ def log_likelihood(score_fn, x: torch.Tensor, sde: SDE, *, exact: bool = True, p
         prior_logp = sde.prior_logp
     else:
         check_callable(prior_logp, "prior_logp", "z (N, ...) -> (N,) log-densities")
-    check_solver(solver, method)
     probes = None if exact else draw_probes((n_probes,) + tuple(x.shape), probe, check_generator(generator), x)
     n = x.shape[0]
     nfe = 0

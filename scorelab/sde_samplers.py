@@ -353,7 +353,8 @@ def sample_euler_maruyama(score_fn, x: torch.Tensor, sde: SDE, *, n_steps: int |
     ``x <- x - (f(t) x - g(t)^2 s(x, t)) h + g(t) sqrt(h) z`` with ``h = t_i - t_{i+1}``; one score
     evaluation per step.  Same as ``sample_pc(..., predictor="euler_maruyama", corrector=None)``:
     the same grid arguments (``n_steps`` default 1000, ``t_eps`` default 1e-3, or ``ts``), callback
-    keys and NFE (``n_steps``, +1 with ``denoise``).
+    keys (``{"i", "x", "t", "denoised", "x_mean", "step_size", "kind", "denoise"}``) and NFE
+    (``n_steps``, +1 with ``denoise``).
     """
     return sample_pc(score_fn, x, sde, n_steps=n_steps, predictor="euler_maruyama", corrector=None, t_eps=t_eps,
                      ts=ts, denoise=denoise, generator=generator, callback=callback, stats=stats)
@@ -367,7 +368,8 @@ def sample_reverse_diffusion(score_fn, x: torch.Tensor, sde: SDE, *, n_steps: in
     Reverses the forward discretisation step by step: ``x <- x - a x + G^2 s + G z``, which for
     the VP SDE is DDPM's ancestral sampler to first order in ``beta_i`` and for VE is SMLD's.  Same as
     ``sample_pc(..., predictor="reverse_diffusion", corrector=None)``: the same grid arguments,
-    callback keys and NFE.
+    callback keys (``{"i", "x", "t", "denoised", "x_mean", "step_size", "kind", "denoise"}``) and
+    NFE (``n_steps``, +1 with ``denoise``).
     """
     return sample_pc(score_fn, x, sde, n_steps=n_steps, predictor="reverse_diffusion", corrector=None,
                      t_eps=t_eps, ts=ts, denoise=denoise, generator=generator, callback=callback, stats=stats)
