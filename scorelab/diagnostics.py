@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import torch
 
-from ._checks import as_float_tensor, as_spd, check_cholesky, check_count, check_positive
+from ._checks import as_float_tensor, as_spd, check_cholesky, check_count, check_index, check_positive
 
 __all__ = [
     "autocorrelation",
@@ -81,9 +81,8 @@ def autocorrelation(chain, max_lag: int | None = None) -> torch.Tensor:
     T = x.shape[0]
     if max_lag is None:
         max_lag = T - 1
-    if check_count(max_lag, "max_lag") >= T:
-        raise ValueError(f"max_lag: expected an int in [0, {T - 1}] for a chain of length T={T}, got {max_lag!r}")
-    return _acf(x, int(max_lag))
+    max_lag = check_index(max_lag, T, "max_lag", f"a lag of a chain of length T = {T}, an int")
+    return _acf(x, max_lag)
 
 
 def integrated_autocorrelation_time(chain, *, monotone: bool = True) -> torch.Tensor:
