@@ -89,7 +89,7 @@ _BOUND_BEFORE = re.compile(
 )
 _AFTER_APPROX = re.compile(r"^\s*(?:左右|上下)")
 _AFTER_BOUND = re.compile(r"^\s*(?:以上|以下|以内|之内|多|余)")
-_AFTER_RATIO = re.compile(r"^\s*(?:倍|×|x(?![A-Za-z]))")
+_AFTER_RATIO = re.compile(r"^\s*(?:倍|×(?!\s*\d)|x(?![A-Za-z\d]))")  # 10×, 3 倍; not 28×28
 _LABEL_BEFORE = re.compile(r"(?:第|算法|定理|引理|命题|式|图|表|步骤|Algorithm|Theorem|Eq\.|Figure|Table|Fig\.)\s*$")
 _NAME_BEFORE = re.compile(r"(?:[A-Za-z_][A-Za-z_]*-|[A-Z][A-Za-z]*\()$")
 _YEAR = re.compile(r"^(19[5-9]\d|20[0-3]\d)$")

@@ -109,8 +109,10 @@ def test_constants_of_a_formula_are_not_numbers_but_values_in_it_are():
 
 
 def test_words_of_approximation_bound_and_ratio_mark_a_result():
-    kinds = {n.text: n.result for n in prose_numbers("相距约 14，误差小于 0.5，高出 12 倍，停在 0.2 左右，取 20。")}
-    assert kinds == {"14": "approx", "0.5": "bound", "12": "ratio", "0.2": "approx", "20": ""}
+    text = "相距约 14，误差小于 0.5，高出 12 倍，停在 0.2 左右，取 20，快 9×。"
+    kinds = {n.text: n.result for n in prose_numbers(text)}
+    assert kinds == {"14": "approx", "0.5": "bound", "12": "ratio", "0.2": "approx", "20": "", "9": "ratio"}
+    assert [n.result for n in prose_numbers("28×28 的图像")] == ["", ""]  # a size, not a ratio
 
 
 def test_a_parameter_the_code_sets_passes_and_a_result_does_not():

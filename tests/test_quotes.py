@@ -82,3 +82,16 @@ def test_a_bound_needs_a_readable_number():
 def test_number_of_reads_the_forms_quote_accepts():
     assert number_of("45%") == pytest.approx(0.45) and number_of("1,797") == 1797.0
     assert number_of("-3.1e-4") == pytest.approx(-3.1e-4) and number_of("10×") == 10.0
+
+
+def test_a_seed_that_moves_a_value_past_its_last_digit_fails(monkeypatch):
+    """What executing a notebook catches: the prose quotes a Monte-Carlo mean computed with one seed."""
+    monkeypatch.delenv("SCORELAB_FAST", raising=False)
+
+    def mean(seed):  # standard error 0.01: the third decimal moves with the seed
+        return float(torch.randn(10_000, generator=torch.Generator().manual_seed(seed)).mean())
+
+    text = render(mean(0), "0.000")
+    assert quote(mean(0), text) == text
+    with pytest.raises(QuoteMismatch):
+        quote(mean(1), text)
