@@ -15,12 +15,11 @@ import math
 
 import torch
 
+from .._exercise_kit import F64, Mismatch, as_number, as_output, call, register, relative_error
+from .._exercise_kit import close as _close
 from ..distributions import GaussianMixture, noised_score
-from ..exercises import Mismatch, as_number, as_output, call, register, relative_error
 from ..metrics import mode_weights
 from ..samplers import geometric_sigmas, sample_annealed_langevin
-from . import F64
-from . import close as _close
 
 # -- the three-mode mixture of part B1 (also used by A4) -----------------------------------
 
@@ -39,7 +38,7 @@ def three_modes(dtype=F64) -> GaussianMixture:
 
 # -- A1: the geometric schedule ------------------------------------------------------------
 
-@register("4.3.A1", "the geometric noise schedule")
+@register("4.3.A1", "the geometric noise schedule", answers=('my_geometric_sigmas',), hidden=False)
 def _geometric(fn):
     for sigma_max, sigma_min, L in ((20.0, 1.0, 10), (50.0, 0.01, 25), (1.0, 0.5, 2)):
         ref = geometric_sigmas(sigma_max, sigma_min, L, dtype=F64)
@@ -110,7 +109,7 @@ def _grads(loss: torch.Tensor, model) -> torch.Tensor | None:
                       for p, g in zip(model.parameters(), grads, strict=True)])
 
 
-@register("4.3.A2", "the NCSN loss for given levels and noise", points=2.0)
+@register("4.3.A2", "the NCSN loss for given levels and noise", points=2.0, answers=('ncsn_loss_given_noise',), hidden=False)
 def _ncsn_loss(fn):
     model, x, sigmas, idx, z = _loss_setup()
     N, d = x.shape
@@ -189,7 +188,7 @@ def _scorelab_step_sizes(eps: float, sigmas: torch.Tensor) -> torch.Tensor:
     return torch.tensor(steps, dtype=F64)
 
 
-@register("4.3.A3", "step sizes of annealed Langevin")
+@register("4.3.A3", "step sizes of annealed Langevin", answers=('annealed_step_sizes',), hidden=False)
 def _step_sizes(fn):
     cases = ((0.1, geometric_sigmas(10.0, 0.1, 5, dtype=F64)), (2e-5, geometric_sigmas(50.0, 0.01, 6, dtype=F64)),
              (0.1, geometric_sigmas(20.0, 1.0, 10, dtype=F64)))
@@ -257,7 +256,7 @@ def _sampler_setup():
     return noised_score(three_modes()), x0, sigmas, 0.02, 6
 
 
-@register("4.3.A4", "annealed Langevin dynamics", points=2.0)
+@register("4.3.A4", "annealed Langevin dynamics", points=2.0, answers=('annealed_langevin',), hidden=False)
 def _annealed(fn):
     score, x0, sigmas, eps, T = _sampler_setup()
     seed = 4343
@@ -330,7 +329,7 @@ def b1_tolerance(n: int, p: float = B1_WEIGHTS[2]) -> float:
     return 4 * math.sqrt(p * (1 - p) / n) + B1_SAMPLER_SLACK
 
 
-@register("4.3.B1", "the weight of the smallest mode, with and without annealing", points=2.0)
+@register("4.3.B1", "the weight of the smallest mode, with and without annealing", points=2.0, answers=('w_small', 'n_particles'), hidden=False)
 def _small_mode(value, n_particles):
     v = as_number(value, "w_small")
     n = as_number(n_particles, "n_particles")

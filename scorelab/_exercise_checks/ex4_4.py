@@ -13,11 +13,10 @@ import math
 
 import torch
 
+from .._exercise_kit import F64, Mismatch, as_number, as_output, call, register, relative_error
+from .._exercise_kit import close as _close
 from ..diagnostics import effective_sample_size, ula_autocorrelation, ula_stationary_variance
 from ..distributions import GaussianMixture
-from ..exercises import Mismatch, as_number, as_output, call, register, relative_error
-from . import F64
-from . import close as _close
 
 
 def _scalar(value, name: str) -> float:
@@ -66,7 +65,7 @@ def _ula_tau_ref(eps: float, s2: float) -> float:
     return tau
 
 
-@register("4.4.A1", "stationary variance of ULA on a Gaussian")
+@register("4.4.A1", "stationary variance of ULA on a Gaussian", answers=('ula_variance',), hidden=False)
 def _ula_variance(fn):
     stable = ((0.1, 1.0), (0.5, 1.0), (1.9, 1.0), (0.05, 0.16), (0.3, 0.16), (1.5, 4.0))
     for eps, s2 in stable:
@@ -104,7 +103,7 @@ def _ula_variance(fn):
             "order in the step, and the narrowest direction of a target sets the stability limit.")
 
 
-@register("4.4.A2", "integrated autocorrelation time of ULA")
+@register("4.4.A2", "integrated autocorrelation time of ULA", answers=('ula_tau',), hidden=False)
 def _ula_tau(fn):
     cases = ((0.2, 1.0), (0.01, 4.0), (0.16, 4.0), (1.0, 1.0), (1.5, 1.0), (0.3, 0.16))
     for eps, s2 in cases:
@@ -161,7 +160,7 @@ def _pair(value, name: str):
     return as_number(value[0], f"{name}[0] (eps)"), as_number(value[1], f"{name}[1] (ess_per_1000)")
 
 
-@register("4.4.A3", "ULA's efficiency at a given bias", points=2.0)
+@register("4.4.A3", "ULA's efficiency at a given bias", points=2.0, answers=('ula_efficiency',), hidden=False)
 def _ula_efficiency(fn):
     cases = ((torch.tensor([0.16, 4.0], dtype=F64), 0.1), (torch.tensor([1.0, 1.0, 1.0], dtype=F64), 0.05),
              (torch.tensor([2.0, 0.5, 8.0, 1.0], dtype=F64), 0.2))
@@ -232,7 +231,7 @@ def _mala_cases():
         yield target, log_prob, x, y, eps
 
 
-@register("4.4.B1", "MALA's log acceptance ratio", points=2.0)
+@register("4.4.B1", "MALA's log acceptance ratio", points=2.0, answers=('mala_log_accept_ratio',), hidden=False)
 def _mala_ratio(fn):
     for target, lp, x, y, eps in _mala_cases():
         s = target.score
@@ -339,7 +338,7 @@ def _energy(target, x, v):
     return -target.log_prob(x) + 0.5 * (v * v).sum(-1)
 
 
-@register("4.4.B2", "leapfrog integrator of HMC", points=2.0)
+@register("4.4.B2", "leapfrog integrator of HMC", points=2.0, answers=('leapfrog',), hidden=False)
 def _leapfrog(fn):
     target = _tilted_mixture()
     g = torch.Generator().manual_seed(45)
@@ -429,7 +428,7 @@ def _ess_cases():
     yield "an HMC-like run", hmc, 1 + 10 * 1000
 
 
-@register("4.4.C1", "worst-statistic ESS per 1000 score evaluations")
+@register("4.4.C1", "worst-statistic ESS per 1000 score evaluations", answers=('worst_ess_per_1000',), hidden=False)
 def _worst_ess(fn):
     for label, traj, nfe in _ess_cases():
         T, N, d = traj.shape

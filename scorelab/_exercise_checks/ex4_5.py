@@ -12,13 +12,12 @@ import math
 
 import torch
 
+from .._exercise_kit import F64, Mismatch, as_number, as_output, call, register, relative_error
+from .._exercise_kit import close as _close
 from ..distributions import two_mode_1d
-from ..exercises import Mismatch, as_number, as_output, call, register, relative_error
 from ..sde_samplers import simulate_forward
 from ..sdes import SDE, VESDE, VPSDE, SubVPSDE, eps_to_score, score_to_eps
 from ..utils import make_generator
-from . import F64
-from . import close as _close
 
 COSINE_T = 0.9946  # end time of the cosine VP SDE: alpha_bar(T) ~ 7e-5, beta(T) ~ 370
 
@@ -93,7 +92,7 @@ def _log_or_none(v: torch.Tensor):
 
 # -- A1: the VP marginal ------------------------------------------------------------------
 
-@register("4.5.A1", "VP SDE marginal: alpha(t) and sigma(t)")
+@register("4.5.A1", "VP SDE marginal: alpha(t) and sigma(t)", answers=('vp_marginal',), hidden=False)
 def _vp_marginal(fn):
     t = torch.linspace(0.0, 1.0, 41, dtype=F64)
     for bmin, bmax in ((0.1, 20.0), (1.0, 4.0)):
@@ -142,7 +141,7 @@ def _vp_marginal(fn):
 
 # -- A2: the sub-VP standard deviation --------------------------------------------------
 
-@register("4.5.A2", "sub-VP SDE: noise standard deviation")
+@register("4.5.A2", "sub-VP SDE: noise standard deviation", answers=('subvp_sigma',), hidden=False)
 def _subvp_sigma(fn):
     t = torch.linspace(0.0, 1.0, 41, dtype=F64)
     for bmin, bmax in ((0.1, 20.0), (1.0, 4.0)):
@@ -191,7 +190,7 @@ def _call_drift(fn, name, x, t, score, sde, ref):
     return out
 
 
-@register("4.5.A3", "reverse-SDE and probability-flow ODE drifts", points=2.0)
+@register("4.5.A3", "reverse-SDE and probability-flow ODE drifts", points=2.0, answers=('reverse_drift', 'ode_drift'), hidden=False)
 def _drifts(reverse_drift, ode_drift):
     x, t, score = _drift_cases()
     sdes = (VPSDE(), SubVPSDE(), VESDE())
@@ -253,7 +252,7 @@ def _drifts(reverse_drift, ode_drift):
 
 # -- A4: noise prediction and score -----------------------------------------------------
 
-@register("4.5.A4", "noise prediction and score")
+@register("4.5.A4", "noise prediction and score", answers=('eps_from_score', 'score_from_eps'), hidden=False)
 def _eps_score(eps_from_score, score_from_eps):
     g = torch.Generator().manual_seed(454)
     for shape in ((6, 2), (6, 1, 4, 4)):
@@ -294,7 +293,7 @@ def _eps_score(eps_from_score, score_from_eps):
 
 # -- B1: the cosine schedule ------------------------------------------------------------
 
-@register("4.5.B1", "cosine schedule: log alpha_bar and beta")
+@register("4.5.B1", "cosine schedule: log alpha_bar and beta", answers=('cosine_log_alpha_bar', 'cosine_beta'), hidden=False)
 def _cosine_schedule(log_alpha_bar_fn, beta_fn):
     t = torch.linspace(0.0, 0.99, 45, dtype=F64)
     for s in (0.008, 0.05):
@@ -349,7 +348,7 @@ def _method(sde, name: str, t: torch.Tensor, like: torch.Tensor) -> torch.Tensor
     return as_output(call(getattr(sde, name), t.clone(), name=f"CosineVPSDE.{name}"), like, f"CosineVPSDE.{name}(t)")
 
 
-@register("4.5.B2", "a new SDE class: the cosine VP SDE", points=2.0)
+@register("4.5.B2", "a new SDE class: the cosine VP SDE", points=2.0, answers=('CosineVPSDE',), hidden=False)
 def _cosine_sde(cls):
     t = torch.linspace(0.001, 0.99, 45, dtype=F64)  # from a small t > 0, as the samplers (t_eps): sigma(0) = 0
     for s in (0.008, 0.05):
@@ -429,7 +428,7 @@ def _cosine_sde(cls):
 
 # -- B3: when does the SNR cross a level? -----------------------------------------------
 
-@register("4.5.B3", "time at which the SNR crosses a level")
+@register("4.5.B3", "time at which the SNR crosses a level", answers=('snr_time',), hidden=False)
 def _snr_time(fn):
     levels = (100.0, 1.0, 0.01)
     for sde in (VPSDE(), SubVPSDE(), VESDE(), _CosineVPReference()):

@@ -12,10 +12,9 @@ import math
 
 import torch
 
+from .._exercise_kit import F64, Mismatch, as_output, autograd_score, call, close, register, relative_error
 from ..distributions import Gaussian
-from ..exercises import Mismatch, as_output, call, register, relative_error
 from ..sdes import VPSDE, exact_score_fn
-from . import F64, autograd_score, close
 
 L, PHI = 16, 0.8
 
@@ -31,7 +30,7 @@ def _lag_correlation(x: torch.Tensor, lag: int) -> float:
     return float((x[:, lag:] * x[:, :-lag]).mean() / (x * x).mean())
 
 
-@register("design.M1", "a generator of stationary AR(1) series")
+@register("design.M1", "a generator of stationary AR(1) series", answers=('make_series',), hidden=False)
 def _series(fn):
     first = call(fn, 5, torch.Generator().manual_seed(0), name="make_series")
     first = as_output(first, torch.empty(5, L), "make_series(5, generator)")
@@ -70,7 +69,7 @@ def _series(fn):
             "of every p_t is available to grade your model.")
 
 
-@register("design.M2", "the exact score of the series distribution")
+@register("design.M2", "the exact score of the series distribution", answers=('series_score',), hidden=False)
 def _exact_series_score(fn):
     c = series_covariance()
     dist = torch.distributions.MultivariateNormal(torch.zeros(L, dtype=F64), covariance_matrix=c)
@@ -87,7 +86,7 @@ def _exact_series_score(fn):
     raise Mismatch(f"your score differs from autograd of log N(0, C) by {relative_error(out, ref):.2g} (relative).")
 
 
-@register("design.M3", "a trained time-conditional score model", points=2.0)
+@register("design.M3", "a trained time-conditional score model", points=2.0, answers=('model',), hidden=False)
 def _model(model):
     sde = VPSDE()
     exact = exact_score_fn(sde, Gaussian(torch.zeros(L, dtype=F64), series_covariance()))
@@ -111,7 +110,7 @@ def _model(model):
     return f"relative score error against the exact score of p_t: {table}."
 
 
-@register("design.M4", "generated series with the right statistics", points=2.0)
+@register("design.M4", "generated series with the right statistics", points=2.0, answers=('samples',), hidden=False)
 def _samples(samples):
     if not isinstance(samples, torch.Tensor) or samples.ndim != 2 or samples.shape[1] != L:
         got = tuple(samples.shape) if isinstance(samples, torch.Tensor) else type(samples).__name__
