@@ -305,8 +305,8 @@ def test_every_part_names_its_answers_as_the_sheet_does():
 
 def test_reloading_a_check_module_or_rerunning_a_cell_does_not_register_twice():
     from scorelab import _exercise_checks
-    from scorelab._exercise_kit import REGISTRY, register
     from scorelab._exercise_checks import ex4_1
+    from scorelab._exercise_kit import REGISTRY, register
 
     parts()
     before = dict(REGISTRY)
