@@ -234,7 +234,16 @@ _BOOT = ("import sys, types\n"
          "sys.exit(w.main(sys.argv[2:]))\n")
 
 
-def _detect_exercises(nb_bytes: bytes, known: set[str]) -> list[str]:
+def _detect_exercises(nb_bytes: bytes, known: set[str], filename: str = "") -> list[str]:
+    """The exercises a notebook answers: those of its check(...) cells, else the one its file name
+    starts with (``4.1-score-properties.ipynb``: 4.1)."""
+    found = _exercises_in_cells(nb_bytes, known)
+    if not found:
+        found = [e for e in sorted(known) if filename == e or filename.startswith(e + "-")]
+    return found
+
+
+def _exercises_in_cells(nb_bytes: bytes, known: set[str]) -> list[str]:
     try:
         nb = json.loads(nb_bytes)
         sources = ["".join(c.get("source", "")) if isinstance(c.get("source"), list) else str(c.get("source", ""))
@@ -265,13 +274,14 @@ class _Grader:
         return inside if self.sandbox.mode == "bwrap" else str(host)
 
     def grade(self, sub: _Submission) -> NotebookResult:
-        exercises = sorted(set(self.settings.exercises) or set(_detect_exercises(sub.files[sub.notebook_rel],
-                                                                                  self.exercises)))
+        exercises = sorted(set(self.settings.exercises) or set(_detect_exercises(
+            sub.files[sub.notebook_rel], self.exercises, Path(sub.notebook_rel).stem)))
         result = NotebookResult(sub.name, [])
         if sub.skipped:
             result.notes.append(f"not copied into the sandbox (too large): {', '.join(sub.skipped[:5])}")
         if not exercises:
-            result.notes.append("no exercise detected (no check(...) cell of a known part): nothing graded")
+            result.notes.append("no exercise detected (no check(...) cell of a known part, no exercise in the file "
+                                "name): nothing graded; name it with --exercise")
             return result
         parts = [p for p in sorted(self.registry) if p.rsplit(".", 1)[0] in exercises]
         names = sorted({n for p in parts for n in self.registry[p].answers})

@@ -72,8 +72,8 @@ class _CosineVPReference(SDE):
         return torch.sqrt(-torch.expm1(_cos_log_alpha_bar(t, self.s)))
 
     def inverse_noise_ratio(self, r):
-        raise RuntimeError("inverse_noise_ratio is not available for this SDE (nor for most new SDEs): "
-                           "find t from sde.alpha(t) and sde.sigma(t) alone")
+        raise RuntimeError("这个 SDE（和大多数新设计的 SDE 一样）没有 inverse_noise_ratio：请只用 sde.alpha(t) 和 "
+                           "sde.sigma(t) 求出 t")
 
     def __repr__(self) -> str:
         return f"CosineVPSDE(s={self.s})"
@@ -482,7 +482,8 @@ def _cosine_sde(cls, *, rng=None):
             if _close(gg, ref_g**2, 1e-6):
                 raise Mismatch("diffusion_coef 返回的是 beta；g(t) 是它的平方根：dt 内加入的噪声方差是 g^2 dt = beta d"
                                "t。")
-            if _close(gg, torch.sqrt(ref_g**2 * -torch.expm1(2 * log_ab)), 1e-6):
+            inner = t > 0  # the sub-VP diffusion vanishes at t = 0, where rounding decides its sign
+            if _close(gg[inner], torch.sqrt(ref_g**2 * -torch.expm1(2 * log_ab))[inner], 1e-6):
                 raise Mismatch("这是 sub-VP 的扩散 sqrt(beta (1 - alpha_bar^2))；用它时标准差会是 1 - alpha_bar，"
                                "而不是你的 sigma = sqrt(1 - alpha_bar)。")
             if _first_bad(gg, t):

@@ -51,6 +51,8 @@ def _series(fn, *, rng=None):
     again = _series_out(fn, 5, s0)
     other = _series_out(fn, 5, s1)
     _series_out(fn, 1, s2)  # any n, also a single series
+    if not bool(torch.isfinite(first).all()):
+        raise Mismatch("生成的序列里有 NaN 或 inf。")
     if not torch.equal(first, again) or torch.equal(first, other):
         raise Mismatch("make_series 的所有随机数都必须从传入的 generator 抽取：同一个种子要给出同样的序列，"
                        "另一个种子给出另外的序列。")
