@@ -122,6 +122,18 @@ def _not_dumpable() -> None:
         pass
 
 
+def _open_plain(path: str):
+    """Open a regular file for reading, never through a symbolic link (the answers folder was
+    written by the student's code)."""
+    import stat
+
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise OSError(f"{os.path.basename(path)} is not a regular file")
+    return os.fdopen(fd, "rb")
+
+
 def _check_part(part: str, answers_dir: str, index: dict, sources: dict, seed: int, limit) -> dict:
     """In the forked child: load the answers of ``part``, run its visible and hidden checks."""
     import linecache
@@ -139,7 +151,7 @@ def _check_part(part: str, answers_dir: str, index: dict, sources: dict, seed: i
     answers = []
     for name in spec.answers:
         try:
-            with open(os.path.join(answers_dir, name + ".pkl"), "rb") as f:
+            with _open_plain(os.path.join(answers_dir, name + ".pkl")) as f:
                 answers.append(pickle.load(f))
         except BaseException as exc:
             return {"status": "fail", "message": f"评分程序无法载入你的答案 {name}（{type(exc).__name__}: "
@@ -244,15 +256,15 @@ def _check(args) -> int:
     exercises.parts()  # registers every check
     answers_dir = args.answers
     try:
-        with open(os.path.join(answers_dir, "index.json")) as f:
-            index = json.load(f)
+        with _open_plain(os.path.join(answers_dir, "index.json")) as f:
+            index = json.loads(f.read(1 << 20))
         if not isinstance(index, dict):
             index = {}
     except (OSError, ValueError):
         index = {}
     try:
-        with open(os.path.join(answers_dir, "sources.json")) as f:
-            sources = json.load(f)
+        with _open_plain(os.path.join(answers_dir, "sources.json")) as f:
+            sources = json.loads(f.read(16 << 20))
         sources = {str(k): str(v) for k, v in sources.items()} if isinstance(sources, dict) else {}
     except (OSError, ValueError):
         sources = {}

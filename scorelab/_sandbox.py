@@ -121,7 +121,8 @@ class Sandbox:
         logs.mkdir(parents=True, exist_ok=True)
         start = time.monotonic()
         timed_out = False
-        with open(logs / "stdout", "wb") as fout, open(logs / "stderr", "wb") as ferr:
+        # read back through the open files: the command may delete or replace them (without bubblewrap)
+        with open(logs / "stdout", "w+b") as fout, open(logs / "stderr", "w+b") as ferr:
             proc = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=fout, stderr=ferr, env=popen_env,
                                     cwd=popen_cwd, start_new_session=True)
             try:
@@ -131,7 +132,7 @@ class Sandbox:
             finally:
                 _kill_group(proc)  # also what the command left behind in its group (a daemon it started)
                 proc.wait()
-        out, err = (_head(logs / name) for name in ("stdout", "stderr"))
+            out, err = (_head(f) for f in (fout, ferr))
         return SandboxResult(None if timed_out else proc.returncode, out, err, time.monotonic() - start, timed_out)
 
 
@@ -144,9 +145,9 @@ def apply_limits(memory_mb: int, file_mb: int = 256) -> None:
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
 
 
-def _head(path: Path, n: int = 4 * _MIB) -> bytes:
-    with open(path, "rb") as f:
-        return f.read(n)
+def _head(f, n: int = 4 * _MIB) -> bytes:
+    f.seek(0)
+    return f.read(n)
 
 
 def _kill_group(proc: subprocess.Popen) -> None:

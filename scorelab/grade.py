@@ -187,8 +187,10 @@ class _Guard:
                 except OSError:
                     same = False
                 if not same:
-                    if path.is_symlink() or path.is_dir():
-                        shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink()
+                    if path.is_symlink():
+                        path.unlink()
+                    elif path.is_dir():
+                        shutil.rmtree(path, ignore_errors=True)
                     path.parent.mkdir(parents=True, exist_ok=True)
                     path.write_bytes(data)
                     restored.append(_display_name(path))
@@ -216,7 +218,9 @@ def _package_files() -> dict[str, bytes]:
 
 
 def _write_code(files: dict[str, bytes], root: Path) -> Path:
-    if root.exists():
+    if root.is_symlink():
+        root.unlink()
+    elif root.exists():
         shutil.rmtree(root)
     for rel, data in files.items():
         (root / rel).parent.mkdir(parents=True, exist_ok=True)
@@ -343,14 +347,14 @@ class _Grader:
         # stage 2: a fresh interpreter with a fresh copy of the checks
         code_b = _write_code(self.code, ws / "code-check")
         answers = out / "answers"
-        answers.mkdir(exist_ok=True)
+        answers.mkdir(parents=True, exist_ok=True)
         config = {"parts": parts, "time_limit": s.check_timeout,
                   "seeds": {p: _seed(s.secret, self._digest(sub), p) for p in parts}}
         per_part = [2 * (s.check_timeout or self.registry[p].time_limit) + 35 for p in parts]
         argv = [self.python, "-I", "-c", _BOOT, self._inside(code_b, "/tmp/code"), "check",
                 "--answers", self._inside(answers, "/tmp/answers"), "--memory-mb", str(s.memory_mb)]
         home = ws / "home-check"
-        home.mkdir()
+        home.mkdir(parents=True, exist_ok=True)
         check = self.sandbox.run(argv, binds={}, ro_binds={"/tmp/code": code_b, "/tmp/answers": answers},
                                  cwd=self._inside(home, "/tmp"), env=env, timeout=sum(per_part) + 120,
                                  stdin=(json.dumps(config) + "\n").encode(), home=home, logs=ws / "logs-check")
@@ -461,11 +465,13 @@ def grade(paths, *, out: str | Path = "grades.csv", reports: str | Path | None =
         seed = secret_file.read_text().strip()
     settings = _Settings(int(cell_timeout), float(notebook_timeout), None if check_timeout is None else
                          float(check_timeout), int(memory_mb), tuple(sorted(exercises)), str(seed))
-    hide = sorted({s.path.parent for s in subs} | {reports, out.parent if out.parent != Path.cwd() else out.parent})
+    # what the sandbox must not see: the submissions' folders and the grader's output (a folder that
+    # holds the Python installation or scorelab itself stays visible, its submitted files are covered)
+    hide = sorted({s.path.parent for s in subs} | {reports, out.parent})
     essentials = [Path(sys.prefix).resolve(), Path(sys.base_prefix).resolve(), _PACKAGE.parent]
     hide_dirs = [d for d in hide if not any(_inside(e, d) for e in essentials) and d != Path("/")]
-    hide_files = [p for s in subs for p in (s.path.parent / r for r in s.files)
-                  if not any(_inside(p, d) for d in hide_dirs)] + [out]
+    hide_files = [p for p in [*(s.path.parent / r for s in subs for r in s.files), out]
+                  if not any(_inside(p, d) for d in hide_dirs)]
     guard = _Guard(subs)
     workroot = Path(tempfile.mkdtemp(prefix="scorelab-grade-"))
     grader = _Grader(Sandbox(mode, hide=hide_dirs, hide_files=hide_files), settings, guard, workroot)
@@ -480,6 +486,7 @@ def grade(paths, *, out: str | Path = "grades.csv", reports: str | Path | None =
             todo.append((sub, key))
     if len(todo) < len(subs):
         log(f"resuming: {len(subs) - len(todo)} notebook(s) already graded (cache {cache_dir})")
+    retry = []
     try:
         bar = None
         if progress and todo:
@@ -492,17 +499,24 @@ def grade(paths, *, out: str | Path = "grades.csv", reports: str | Path | None =
                 sub, key = futures[fut]
                 try:
                     res = fut.result()
-                except Exception as exc:  # a failure of the grader itself on this notebook
-                    res = NotebookResult(sub.name, [], [f"grader error: {type(exc).__name__}: {exc}"[:300]])
+                except Exception:  # the grader failed on this notebook (without bubblewrap, another
+                    res = None    # notebook may have disturbed its files): graded again at the end
+                if res is None:
+                    retry.append((sub, key))
+                    continue
                 results[sub.name] = res
-                if cache and res.rows:
-                    tmp = cache_dir / f"{key}.json.tmp"
-                    tmp.write_text(json.dumps({"rows": [asdict(r) for r in res.rows], "notes": res.notes,
-                                               "cell_errors": res.cell_errors, "seconds": res.seconds},
-                                              ensure_ascii=False))
-                    tmp.replace(cache_dir / f"{key}.json")
+                _store(cache_dir, key, res, cache)
                 if bar is not None:
                     bar.update(1)
+        for sub, key in retry:  # one at a time
+            try:
+                res = grader.grade(sub)
+            except Exception as exc:
+                res = NotebookResult(sub.name, [], [f"grader error: {type(exc).__name__}: {exc}"[:300]])
+            results[sub.name] = res
+            _store(cache_dir, key, res, cache)
+            if bar is not None:
+                bar.update(1)
         if bar is not None:
             bar.close()
     finally:
@@ -514,6 +528,14 @@ def grade(paths, *, out: str | Path = "grades.csv", reports: str | Path | None =
     _write_csv(out, ordered)
     write_reports(reports, ordered, sandbox_line=(mode, reason))
     return ordered
+
+
+def _store(cache_dir: Path, key: str, res: NotebookResult, cache: bool) -> None:
+    if cache and res.rows:
+        tmp = cache_dir / f"{key}.json.tmp"
+        tmp.write_text(json.dumps({"rows": [asdict(r) for r in res.rows], "notes": res.notes,
+                                   "cell_errors": res.cell_errors, "seconds": res.seconds}, ensure_ascii=False))
+        tmp.replace(cache_dir / f"{key}.json")
 
 
 def _write_csv(path: Path, results: list[NotebookResult]) -> None:

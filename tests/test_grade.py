@@ -25,6 +25,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
+from scorelab._grade_report import report_name
 from scorelab._sandbox import detect_mode
 from scorelab.exercises import MIME
 from scorelab.grade import find_notebooks, grade, main
@@ -90,15 +91,16 @@ def _hostile_class(root: Path, *, bwrap: bool) -> dict[str, float]:
         kit.close = lambda *a, **k: True
         kit.relative_error = lambda *a, **k: 0.0
         torch.Tensor.norm = lambda self, *a, **k: torch.zeros(())
-        for f in __import__("pathlib").Path(scorelab.__file__).parent.rglob("*.py"):
-            try:
-                f.write_text("raise SystemExit")
-            except OSError:
-                pass
+        if ON_DISK:  # with bubblewrap the package is read-only (without it, this would succeed)
+            for f in __import__("pathlib").Path(scorelab.__file__).parent.rglob("*.py"):
+                try:
+                    f.write_text("raise SystemExit")
+                except OSError:
+                    pass
         def gamma_score(x, k, theta):
             return k / x - 1 / theta  # wrong
         x_star = 0.0  # wrong""")
-    add("tamper", [HEADER, tamper, RIGHT_41["B2"], *_checks("A1", "B1", "B2")], 1)
+    add("tamper", [HEADER, f"ON_DISK = {bwrap}", tamper, RIGHT_41["B2"], *_checks("A1", "B1", "B2")], 1)
     add("kill-parent", [HEADER, "import os, signal\nos.kill(os.getppid(), signal.SIGKILL)", *everything,
                         *_checks(*RIGHT_41)], 0)
     vandal = textwrap.dedent(f"""\
@@ -116,7 +118,7 @@ def _hostile_class(root: Path, *, bwrap: bool) -> dict[str, float]:
     add("loops", [HEADER, RIGHT_41["A1"], "while True:\n    pass", "while True:\n    pass", "while True:\n    pass",
                   RIGHT_41["B2"], *_checks("A1", "B2")], 1)
     exit_answer = "def far_field_score(x):\n    import os\n    os._exit(3)"
-    add("exit-in-answer", [HEADER, RIGHT_41["A1"], exit_answer, *_checks("A1", "B2")], 1)
+    add("exit-in-answer", [HEADER, RIGHT_41["A1"], exit_answer, *_checks("A1")], 1)  # exits when the grader calls it
     add("exit-in-cell", [HEADER, RIGHT_41["A1"], *_checks("A1"), "import os\nos._exit(0)"], 0)
     hog = textwrap.dedent("""\
         hog = []
@@ -212,7 +214,7 @@ def test_hostile_class_with_bubblewrap(tmp_path):
     assert {status["hijack"][p].status for p in ("B1", "B2", "B3")} == {"error"}
     # the reports: one per notebook, in Chinese, and the class summary
     reports = out.parent / "grades-reports"
-    page = (reports / f"{results[0].notebook.replace('/', '__')}.html").read_text(encoding="utf-8")
+    page = (reports / report_name(results[0].notebook)).read_text(encoding="utf-8")
     assert "评分报告" in page
     tuned_page = next(reports.glob("*tuned*.html")).read_text(encoding="utf-8")
     assert "隐藏检查" in tuned_page and "自动微分相差" in tuned_page
