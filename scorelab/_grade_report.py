@@ -35,6 +35,35 @@ def _badge(status: str) -> str:
     return f'<b style="color:{color}">{_e(_STATUS_ZH.get(status, status))}</b>'
 
 
+_NOTES_ZH = [  # the grader's notes (English, for the lecturer) as the student reads them
+    (r"^not copied into the sandbox \(too large\): (.*)$", r"文件太大，没有复制到评分环境中：\1"),
+    (r"^no exercise detected.*$", "没有识别出练习（笔记本里没有已知题目的 check(...) 单元格，文件名里也没有练习编号）"
+                                  "，没有评分。"),
+    (r"^the notebook ran past the whole-notebook limit \(([^)]*)\).*$",
+     r"笔记本运行超过了整个笔记本的时间限制（\1），被终止；在那之前定义的答案也可能没有保存下来。"),
+    (r"^the notebook's process ended without a result \(exit code (.*)\)$",
+     r"运行笔记本的进程意外结束，没有留下结果（退出码 \1）：例如笔记本杀掉了自己的父进程。"),
+    (r"^kernel died$", "内核（kernel）在运行中死掉了（例如调用了 os._exit，或者内存耗尽），之后的单元格没有运行，答案"
+                       "没有保存。"),
+    (r"^the whole-notebook time limit \(([^)]*)\) was reached: cells from index (\d+) on were skipped$",
+     r"达到了整个笔记本的时间限制（\1）：从第 \2 个单元格起没有运行。"),
+    (r"^(\d+) cell\(s\) stopped at the per-cell limit \(([^)]*)\)$", r"有 \1 个单元格超过了单个单元格的时间限制（\2）"
+                                                                      "，被中断。"),
+    (r"^TAMPERING: .*restored: (.*)$", r"笔记本修改或删除了提交的文件（已恢复）：\1"),
+    (r"^the checking process stopped early.*$", "检查进程提前结束，后面的题目没有检查完（例如某个答案在被调用时终止了"
+                                                "检查进程）。"),
+    (r"^SUSPICIOUS: the notebook displayed a pass for (\S+) .*$",
+     r"笔记本里显示 \1 通过，但评分程序自己的检查没有确认：只有评分程序的检查结果计分。"),
+]
+
+
+def _note_zh(note: str) -> str:
+    for pattern, replacement in _NOTES_ZH:
+        if re.match(pattern, note):
+            return re.sub(pattern, replacement, note)
+    return note
+
+
 def _student_report(res) -> str:
     rows = []
     for r in res.rows:
@@ -49,7 +78,7 @@ def _student_report(res) -> str:
                      "但评分以评分程序自己重新运行的检查为准。</span>")
         rows.append(f"<tr><td>{_e(r.part)}</td><td>{_e(r.title)}</td><td>{_badge(r.status)}</td>"
                     f"<td>{r.points:g} / {r.max_points:g}</td><td>{_e(r.message)}{hidden}{shown}</td></tr>")
-    notes = "".join(f'<div class="note">{_e(n)}</div>' for n in res.notes)
+    notes = "".join(f'<div class="note">{_e(_note_zh(n))}</div>' for n in res.notes)
     errors = "".join(f"<li>单元格 {int(e.get('cell', -1))}：{_e(e.get('ename'))}: {_e(e.get('evalue'))}</li>"
                      for e in res.cell_errors[:20])
     errors = f"<h2>运行时出错的单元格</h2><ul>{errors}</ul>" if errors else ""

@@ -95,7 +95,7 @@ def _spec(part: str):
     _load_checks()
     if part not in REGISTRY:
         known = ", ".join(sorted(REGISTRY))
-        raise KeyError(f"no exercise part {part!r}; the parts are: {known}")
+        raise KeyError(f"没有练习题 {part!r}（no exercise part {part!r}）；已有的题目是：{known}")
     return REGISTRY[part]
 
 

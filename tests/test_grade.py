@@ -276,3 +276,20 @@ def test_find_notebooks_and_bad_arguments(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main([str(tmp_path), "--jobs", "0"])
     assert "--jobs" in capsys.readouterr().err
+
+
+def test_the_student_report_is_in_chinese_and_escapes_what_the_notebook_wrote(tmp_path):
+    from scorelab._grade_report import write_reports
+    from scorelab.grade import GradeRow, NotebookResult
+
+    row = GradeRow("a/b.ipynb", "4.1", "4.1.A1", "t", "fail", 0.0, 1.0, "符号反了 <script>", "skipped",
+                   "公开检查没有通过，未运行隐藏检查。", "pass")
+    res = NotebookResult("a/b.ipynb", [row], ["kernel died", "2 cell(s) stopped at the per-cell limit (15 s)"],
+                         [{"cell": 3, "ename": "NameError", "evalue": "<b>x</b>"}])
+    write_reports(tmp_path, [res], sandbox_line=("bwrap", "test"))
+    page = (tmp_path / report_name("a/b.ipynb")).read_text(encoding="utf-8")
+    assert "内核（kernel）在运行中死掉了" in page and "单个单元格的时间限制" in page
+    assert "未通过" in page and "隐藏检查" in page and "评分以评分程序自己重新运行的检查为准" in page
+    assert "<script>" not in page and "&lt;script&gt;" in page and "&lt;b&gt;x&lt;/b&gt;" in page
+    index = (tmp_path / "index.html").read_text(encoding="utf-8")
+    assert "1 / 1" in index and "4.1.A1" in index
