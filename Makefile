@@ -51,11 +51,12 @@ book: $(STAMP)
 slides: $(STAMP)
 	$(PY) scripts/book.py slides
 
-## Grade a class: every notebook under SUBMISSIONS executed, its checks collected into grades.csv.
-## make grade SUBMISSIONS=path/to/submissions [OUT=grades.csv]
+## Grade a class in a sandbox: every notebook under SUBMISSIONS run on a throw-away copy, its answers
+## checked by a fresh process (with hidden checks); grades.csv, one HTML report per notebook and a
+## class summary in <OUT>-reports/. make grade SUBMISSIONS=path [OUT=grades.csv] [GRADE_JOBS=2]
 grade: $(STAMP)
 	@test -n "$(SUBMISSIONS)" || (echo "usage: make grade SUBMISSIONS=<folder or notebooks> [OUT=grades.csv]"; exit 2)
-	$(PY) -m scorelab.grade $(SUBMISSIONS) --out $(or $(OUT),grades.csv)
+	$(PY) -m scorelab.grade $(SUBMISSIONS) --out $(or $(OUT),grades.csv) --jobs $(or $(GRADE_JOBS),2)
 
 bench: $(STAMP)
 	for f in benchmarks/bench_*.py; do $(PY) $$f || exit 1; done

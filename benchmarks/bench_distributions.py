@@ -1,9 +1,8 @@
 """How fast is an exact mixture score? Every sampler pays for it at every step.
 
 Times GaussianMixture.score on the 8-Gaussian ring (and larger mixtures) against a
-straightforward (N, K, d) implementation, and prints points per second. Target from the
-foundation issue: the 8-Gaussian ring at 10k points in <= 0.5 ms (>= 20 M points/s) on
-2 CPU cores.
+straightforward (N, K, d) implementation, and prints points per second. The goal: the
+8-Gaussian ring at 10k points in <= 0.5 ms (>= 20 M points/s) on 2 CPU cores.
 
     python benchmarks/bench_distributions.py
 """

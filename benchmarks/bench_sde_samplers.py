@@ -93,7 +93,7 @@ class Clock:
             setattr(module, name, original)
 
 
-def measure(run, score, noise_site=(sds, "_randn"), budget=3.0):
+def measure(run, score, noise_site=(sds, "gaussian_like"), budget=3.0):
     """Wall time of ``run(score)`` and its floor (score + noise time in place), each the best of
     several repeats: as many as fit in about ``budget`` seconds, at least 3 and at most 15.
 

@@ -4,8 +4,9 @@ One module per concept (imported on first use, so ``import scorelab`` stays ligh
 
 - ``scorelab.distributions``: toy distributions with exact scores and exact noised laws (4.1)
 - ``scorelab.metrics``: sliced Wasserstein, MMD, mode weights, Fisher divergence
-- ``scorelab.plotting``: densities, score fields, particles and animations
-- ``scorelab.losses``: explicit, denoising, sliced and multi-scale score matching (4.2, 4.3)
+- ``scorelab.plotting``: densities, score fields, particles, the trajectory recorder and animations
+- ``scorelab.losses``: explicit, denoising, sliced and multi-scale score matching, and over all
+  times of an SDE (4.2, 4.3, 4.5)
 - ``scorelab.nets``: small score networks and noise conditioning (4.2, 4.3)
 - ``scorelab.training``: a seeded training loop
 - ``scorelab.samplers``: Langevin, MALA and annealed Langevin (4.1.2, 4.3.2)
@@ -13,6 +14,7 @@ One module per concept (imported on first use, so ``import scorelab`` stays ligh
 - ``scorelab.diagnostics``: autocorrelation, effective sample size, ULA bias (4.4.2)
 - ``scorelab.sdes``: VE, VP and sub-VP SDEs (4.5.2)
 - ``scorelab.sde_samplers``: reverse SDE, predictor-corrector, probability-flow ODE (4.5.2, 4.5.3)
+- ``scorelab.sde_nets``: a small time-conditional score network (4.5)
 - ``scorelab.likelihood``: exact log-likelihood through the probability-flow ODE (4.5.3)
 - ``scorelab.conditional``: labelled mixtures, exact conditional scores, classifier guidance (4.6.1)
 - ``scorelab.manifold``: the von Mises law on the circle, tangent/normal parts, projected Langevin (4.6.2)

@@ -11,13 +11,16 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from time import monotonic
 
 __all__ = ["execute_notebook", "poll_shell_in_slices", "sliced_get_msg"]
 
 _SHELL_POLL_SLICE = 1.0  # seconds
 
 
-def execute_notebook(nb, *, cwd, timeout: int, env: dict | None = None, allow_errors: bool = False):
+def execute_notebook(nb, *, cwd, timeout: int, env: dict | None = None, allow_errors: bool = False,
+                     total_timeout: float | None = None, epilogue: str | None = None,
+                     epilogue_timeout: float = 60):
     """Execute ``nb`` (an ``nbformat`` notebook node) in place and return it.
 
     Args:
@@ -26,11 +29,21 @@ def execute_notebook(nb, *, cwd, timeout: int, env: dict | None = None, allow_er
         timeout: seconds allowed per cell.
         env: environment of the kernel (default: this process's environment).
         allow_errors: keep going after a cell raises (its error is in its outputs) and
-            interrupt a cell that runs past ``timeout``; otherwise the first error raises
+            interrupt a cell that runs past its time (the cell gets a ``CellTimeoutError``
+            output and the next cell starts); otherwise the first error raises
             ``nbclient.exceptions.CellExecutionError``.
+        total_timeout: seconds for all the cells together (None: no such limit). A cell gets
+            at most what is left; once nothing is left the remaining cells are skipped.
+        epilogue: source of one more code cell, run in the same kernel after the notebook's
+            cells (also after skipped ones), with ``epilogue_timeout`` seconds; it is not added
+            to ``nb``. Its outputs are in ``nb.metadata["scorelab_execution"]["epilogue_outputs"]``.
+
+    With ``total_timeout`` or ``epilogue``, ``nb.metadata["scorelab_execution"]`` records
+    ``skipped_from`` (index of the first skipped cell, or None) and ``timed_out`` (indices of
+    the cells stopped by a time limit).
 
     Raises:
-        nbclient.exceptions.CellTimeoutError: a cell ran past ``timeout``.
+        nbclient.exceptions.CellTimeoutError: a cell ran past ``timeout`` (without allow_errors).
         nbclient.exceptions.DeadKernelError: the kernel died.
     """
     from nbclient import NotebookClient
@@ -39,7 +52,40 @@ def execute_notebook(nb, *, cwd, timeout: int, env: dict | None = None, allow_er
     client = NotebookClient(nb, timeout=timeout, kernel_name="python3", allow_errors=allow_errors,
                             interrupt_on_timeout=allow_errors,
                             resources={"metadata": {"path": str(Path(cwd))}})
-    client.execute(env=dict(os.environ if env is None else env))
+    env = dict(os.environ if env is None else env)
+    if total_timeout is None and epilogue is None:
+        client.execute(env=env)
+        return nb
+    if allow_errors:  # after interrupting a cell that ran past its time, go on at once
+        client.error_on_timeout = {"ename": "CellTimeoutError", "evalue": "the cell ran past its time limit",
+                                   "traceback": []}
+    record = {"skipped_from": None, "timed_out": [], "epilogue_outputs": []}
+    deadline = None if total_timeout is None else monotonic() + total_timeout
+    client.reset_execution_trackers()
+    with client.setup_kernel(env=env):
+        for index, cell in enumerate(nb.cells):
+            if cell.cell_type != "code":
+                continue
+            left = None if deadline is None else deadline - monotonic()
+            if left is not None and left < 1:
+                record["skipped_from"] = index
+                break
+            client.timeout = timeout if left is None else max(1, int(min(timeout, left)))
+            client.execute_cell(cell, index, execution_count=client.code_cells_executed + 1)
+            if any(o.get("ename") == "CellTimeoutError" for o in cell.get("outputs", [])):
+                record["timed_out"].append(index)
+        if epilogue is not None:
+            import nbformat
+
+            extra = nbformat.v4.new_code_cell(epilogue)
+            nb.cells.append(extra)  # nbclient writes the executed cell back at its index
+            try:
+                client.timeout = max(1, int(epilogue_timeout))
+                client.execute_cell(extra, len(nb.cells) - 1, execution_count=client.code_cells_executed + 1)
+            finally:
+                nb.cells.pop()
+            record["epilogue_outputs"] = extra.get("outputs", [])
+    nb.metadata["scorelab_execution"] = record
     return nb
 
 

@@ -28,8 +28,18 @@ import math
 
 import torch
 
-from ._checks import as_points, check_callable, check_finite, check_generator, per_example
-from .distributions import GaussianMixture
+from ._checks import (
+    as_points,
+    check_callable,
+    check_finite,
+    check_generator,
+    check_index,
+    check_output,
+    check_times,
+    check_type,
+    per_example_labels,
+)
+from .distributions import GaussianMixture, diffused_logits
 from .sdes import SDE, exact_score_fn
 
 __all__ = [
@@ -43,10 +53,8 @@ __all__ = [
 _LOG_2PI = math.log(2 * math.pi)
 
 
-def _check_sde(sde) -> SDE:
-    if not isinstance(sde, SDE):
-        raise TypeError(f"sde: expected a scorelab SDE (VPSDE, VESDE, SubVPSDE), got {type(sde).__name__}")
-    return sde
+_SDE_TYPES = "a scorelab SDE (VPSDE, VESDE, SubVPSDE)"
+_SCALE = "a number (the guidance scale)"
 
 
 class LabelledMixture:
@@ -62,8 +70,7 @@ class LabelledMixture:
     """
 
     def __init__(self, mixture: GaussianMixture, labels):
-        if not isinstance(mixture, GaussianMixture):
-            raise TypeError(f"mixture: expected a scorelab GaussianMixture, got {type(mixture).__name__}")
+        check_type(mixture, GaussianMixture, "mixture", "a scorelab GaussianMixture")
         if not mixture._isotropic:
             raise ValueError("mixture: expected isotropic component covariances (var_k I)")
         lab = torch.as_tensor(labels)
@@ -90,14 +97,9 @@ class LabelledMixture:
         """(C,) class probabilities ``p(y = c)``, float64."""
         return torch.exp(self._logw) @ self._onehot
 
-    def _check_class(self, y) -> int:
-        if isinstance(y, bool) or not isinstance(y, int) or not 0 <= y < self.n_classes:
-            raise ValueError(f"y: expected a class index in 0 .. {self.n_classes - 1}, got {y!r}")
-        return y
-
     def class_mixture(self, y: int) -> GaussianMixture:
         """The class-conditional law ``p(x | y)``: the class's components, weights renormalised."""
-        y = self._check_class(y)
+        y = check_index(y, self.n_classes, "y", "a class index")
         idx = self.labels == y
         out = GaussianMixture(torch.exp(self._logw[idx]), self._means[idx], self._var[idx])
         out.dtype = self.mixture.dtype
@@ -113,18 +115,6 @@ class LabelledMixture:
         return self.class_mixture(y).sample(n, generator=generator)
 
     # -- exact noisy posteriors --------------------------------------------------------
-    def _labels_for(self, y, n: int) -> torch.Tensor:
-        if isinstance(y, torch.Tensor) and y.ndim > 0:
-            if y.is_floating_point() or y.shape != (n,):
-                raise ValueError(f"y: expected an int or an ({n},) integer tensor, got dtype {y.dtype}, "
-                                 f"shape {tuple(y.shape)}")
-            if bool(((y < 0) | (y >= self.n_classes)).any()):
-                raise ValueError(f"y: expected class indices in 0 .. {self.n_classes - 1}")
-            return y.long()
-        if isinstance(y, torch.Tensor):
-            y = int(y)
-        return torch.full((n,), self._check_class(y), dtype=torch.long)
-
     def _logits(self, x: torch.Tensor, t, sde: SDE | None):
         """Per-component log joint ``log w_k + log N(x; a m_k, v_k I)`` (N, K), its x-gradient
         (N, K, d), for the marginal ``p_t`` (``sde=None``: the data law, t = 0)."""
@@ -133,13 +123,12 @@ class LabelledMixture:
             a = torch.ones(x.shape[0], dtype=x.dtype)
             s = torch.zeros_like(a)
         else:
-            tt = _check_sde(sde)._time(t, x)
+            tt = check_times(t, x, check_type(sde, SDE, "sde", _SDE_TYPES).T)
             a, s = sde.alpha(tt), sde.sigma(tt)
         means, var, logw = (v.to(x.dtype) for v in (self._means, self._var, self._logw))
-        v = (a * a)[:, None] * var + (s * s)[:, None]  # (N, K)
+        logits, v = diffused_logits(x, logw, means, (means * means).sum(-1), var, a, s)  # (N, K)
         diff = x[:, None, :] - a[:, None, None] * means  # (N, K, d)
-        logits = logw - 0.5 * self.dim * (_LOG_2PI + torch.log(v)) - 0.5 * (diff * diff).sum(-1) / v
-        return logits, -diff / v[..., None]
+        return logits - 0.5 * self.dim * _LOG_2PI, -diff / v[..., None]
 
     def log_prob(self, x: torch.Tensor, t=0.0, sde: SDE | None = None) -> torch.Tensor:
         """``log p_t(x)``: (N, d) -> (N,).  ``sde=None`` gives the data law (t ignored)."""
@@ -159,8 +148,8 @@ class LabelledMixture:
     def tilted_log_prob(self, x: torch.Tensor, y: int, w: float) -> torch.Tensor:
         """Unnormalised ``log p(x) + w log p(y | x)`` at t = 0, the law that guidance scale w
         aims at (``w = 1``: ``log p(x | y) + log p(y)``; ``w = 0``: ``log p(x)``).  (N, d) -> (N,)."""
-        y = self._check_class(y)
-        w = _check_scale(w)
+        y = check_index(y, self.n_classes, "y", "a class index")
+        w = check_finite(w, "w", _SCALE)
         return self.log_prob(x) + w * self.log_class_posterior(x)[:, y]
 
     def __repr__(self) -> str:
@@ -177,16 +166,6 @@ def two_class_toy(std: float = 0.6) -> LabelledMixture:
     return LabelledMixture(GaussianMixture.isotropic(torch.ones(4) / 4, means, std), [0, 0, 1, 1])
 
 
-def _check_lmix(lmix) -> LabelledMixture:
-    if not isinstance(lmix, LabelledMixture):
-        raise TypeError(f"lmix: expected a LabelledMixture, got {type(lmix).__name__}")
-    return lmix
-
-
-def _check_scale(w) -> float:
-    return check_finite(w, "w", "a number (the guidance scale)")
-
-
 def conditional_score_fn(sde: SDE, lmix: LabelledMixture, y):
     """Exact conditional score ``grad_x log p_t(x | y)`` under ``sde`` (section 4.6.1).
 
@@ -194,20 +173,19 @@ def conditional_score_fn(sde: SDE, lmix: LabelledMixture, y):
     ``lmix.class_mixture(c)``.  ``y``: an int (one class for all points) or an (N,) tensor of
     labels fixed at construction.  Returns ``score_fn(x (N, d), t) -> (N, d)``.
     """
-    _check_sde(sde)
-    _check_lmix(lmix)
+    check_type(sde, SDE, "sde", _SDE_TYPES)
+    check_type(lmix, LabelledMixture, "lmix", "a LabelledMixture")
     per_class = [exact_score_fn(sde, lmix.class_mixture(c)) for c in range(lmix.n_classes)]
     if not (isinstance(y, torch.Tensor) and y.ndim > 0):
-        c = lmix._check_class(int(y) if isinstance(y, torch.Tensor) else y)
-        fn = per_class[c]
-        return fn
-    labels = lmix._labels_for(y, y.shape[0])
+        c = check_index(int(y) if isinstance(y, torch.Tensor) else y, lmix.n_classes, "y", "a class index")
+        return per_class[c]
+    labels = per_example_labels(y, y.shape[0], lmix.n_classes)
 
     def score_fn(x: torch.Tensor, t) -> torch.Tensor:
         x = as_points(x, lmix.dim)
         if x.shape[0] != labels.shape[0]:
             raise ValueError(f"x: expected {labels.shape[0]} points to match the labels, got {x.shape[0]}")
-        tt = per_example(t, x, "t", " (one time per example)")
+        tt = check_times(t, x, sde.T)
         out = torch.empty_like(x)
         for c in labels.unique().tolist():
             idx = labels == c
@@ -230,16 +208,16 @@ def classifier_grad_fn(sde: SDE, lmix: LabelledMixture, y):
     never calls them).  ``y``: an int or an (N,) label tensor.  Returns
     ``grad_fn(x (N, d), t) -> (N, d)``.
     """
-    _check_sde(sde)
-    _check_lmix(lmix)
+    check_type(sde, SDE, "sde", _SDE_TYPES)
+    check_type(lmix, LabelledMixture, "lmix", "a LabelledMixture")
     if not (isinstance(y, torch.Tensor) and y.ndim > 0):
-        lmix._check_class(int(y) if isinstance(y, torch.Tensor) else y)
+        check_index(int(y) if isinstance(y, torch.Tensor) else y, lmix.n_classes, "y", "a class index")
     onehot = lmix._onehot
 
     def grad_fn(x: torch.Tensor, t) -> torch.Tensor:
         x = as_points(x, lmix.dim)
         logits, g = lmix._logits(x, t, sde)  # (N, K), (N, K, d)
-        labels = lmix._labels_for(y, x.shape[0])
+        labels = per_example_labels(y, x.shape[0], lmix.n_classes)
         member = onehot.to(x.dtype)[:, labels].T  # (N, K): 1 where component k is in y_n
         r = torch.softmax(logits, -1)
         r_y = torch.softmax(logits + torch.log(member), -1)
@@ -257,16 +235,13 @@ def guided_score(uncond_fn, classifier_grad_fn, w: float):
     """
     check_callable(uncond_fn, "uncond_fn", "(x (N, d), t) -> (N, d)")
     check_callable(classifier_grad_fn, "classifier_grad_fn", "(x (N, d), t) -> (N, d)")
-    w = _check_scale(w)
+    w = check_finite(w, "w", _SCALE)
 
     def score_fn(x: torch.Tensor, t) -> torch.Tensor:
         s = uncond_fn(x, t)
         if w == 0:
             return s
-        g = classifier_grad_fn(x, t)
-        if not isinstance(g, torch.Tensor) or g.shape != s.shape:
-            got = tuple(g.shape) if isinstance(g, torch.Tensor) else type(g).__name__
-            raise ValueError(f"classifier_grad_fn: expected an output of shape {tuple(s.shape)}, got {got}")
+        g = check_output(classifier_grad_fn(x, t), s.shape, "classifier_grad_fn")
         return s + w * g.to(s.dtype)
 
     score_fn.w = w

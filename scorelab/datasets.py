@@ -38,7 +38,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ._checks import check_count, check_generator
+from ._checks import check_choice, check_count, check_generator
 
 __all__ = [
     "ImageData",
@@ -173,10 +173,8 @@ def _root(root) -> Path:
     return Path(root).expanduser()
 
 
-def _check_split(split_name) -> str:
-    if split_name not in ("train", "test"):
-        raise ValueError(f"split: expected 'train' or 'test', got {split_name!r}")
-    return split_name
+def _split_name(split_name) -> str:
+    return check_choice(split_name, "split", ("train", "test"))
 
 
 def _find(folder: Path, name: str) -> Path | None:
@@ -203,7 +201,7 @@ def _read_idx(path: Path) -> np.ndarray:
 
 
 def _load_mnist_like(name: str, sub: str, root, split_name: str, classes) -> ImageData:
-    split_name = _check_split(split_name)
+    split_name = _split_name(split_name)
     base = _root(root)
     for folder in (base / sub, base):
         img_file, lab_file = (_find(folder, n) for n in _IDX_FILES[split_name])
@@ -239,7 +237,7 @@ def load_fashion_mnist(root=None, split: str = "train") -> ImageData:
 
 def load_cifar10(root=None, split: str = "train") -> ImageData:
     """CIFAR-10 ((3, 32, 32), 256 levels) from the python batches in ``<root>/cifar-10-batches-py/``."""
-    split_name = _check_split(split)
+    split_name = _split_name(split)
     base = _root(root)
     names = _CIFAR_FILES[split_name]
     for folder in (base / "cifar-10-batches-py", base):

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import torch
 
-from ._checks import as_float_tensor, check_positive
+from ._checks import as_float_tensor, as_spd, check_cholesky, check_count, check_index, check_positive
 
 __all__ = [
     "autocorrelation",
@@ -81,8 +81,7 @@ def autocorrelation(chain, max_lag: int | None = None) -> torch.Tensor:
     T = x.shape[0]
     if max_lag is None:
         max_lag = T - 1
-    if isinstance(max_lag, bool) or not isinstance(max_lag, int) or not 0 <= max_lag < T:
-        raise ValueError(f"max_lag: expected an int in [0, {T - 1}] for a chain of length T={T}, got {max_lag!r}")
+    max_lag = check_index(max_lag, T, "max_lag", f"a lag of a chain of length T = {T}, an int")
     return _acf(x, max_lag)
 
 
@@ -186,16 +185,9 @@ def ula_stationary_variance(step_size: float, target_variance, *, preconditioner
     if preconditioner is None:
         G = None
     else:
-        G = as_float_tensor(preconditioner, "preconditioner", torch.float64)
-        if G.ndim == 0:
-            G = G.expand(d)
-        if G.shape not in ((d,), (d, d)):
-            raise ValueError(f"preconditioner: expected a number, a ({d},) diagonal or a ({d}, {d}) matrix, "
-                             f"got shape {tuple(G.shape)}")
+        G = as_spd(preconditioner, d, "preconditioner")
         if v.ndim == 0:
             G = G.reshape(1)                                 # d = 1: a (1, 1) matrix is a number
-        if G.ndim == 1 and not bool((G > 0).all()):
-            raise ValueError(f"preconditioner: expected positive diagonal entries, got {G.tolist()}")
 
     if v.ndim <= 1 and (G is None or G.ndim == 1):          # independent axes: elementwise
         scale = torch.ones_like(v) if G is None else (G if v.ndim else G.reshape(()))
@@ -208,12 +200,7 @@ def ula_stationary_variance(step_size: float, target_variance, *, preconditioner
     if G is None:
         L = torch.eye(d, dtype=torch.float64)
     else:
-        Gm = torch.diag(G) if G.ndim == 1 else G
-        if not torch.allclose(Gm, Gm.T, rtol=1e-8, atol=1e-12):
-            raise ValueError("preconditioner: expected a symmetric matrix")
-        L, info = torch.linalg.cholesky_ex(Gm)
-        if int(info) != 0:
-            raise ValueError("preconditioner: expected a positive-definite matrix (Cholesky failed)")
+        L = check_cholesky(torch.diag(G) if G.ndim == 1 else G, "preconditioner")
     Li = torch.linalg.inv(L)
     S_tilde = Li @ S @ Li.T
     lam, V = torch.linalg.eigh(0.5 * (S_tilde + S_tilde.T))
@@ -296,8 +283,7 @@ def distance_to_target_curve(states, exact_samples: torch.Tensor, *, every: int 
     frames = _frames(states)
     if not frames:
         raise ValueError("states: expected at least one recorded frame, got none")
-    if isinstance(every, bool) or not isinstance(every, int) or every < 1:
-        raise ValueError(f"every: expected a positive int, got {every!r}")
+    every = check_count(every, "every", minimum=1)
     if not isinstance(exact_samples, torch.Tensor) or exact_samples.ndim != 2:
         raise ValueError("exact_samples: expected an (M, d) tensor of exact draws")
     if exact_samples.shape[1] != frames[0].shape[1]:

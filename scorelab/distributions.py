@@ -18,7 +18,19 @@ import math
 
 import torch
 
-from ._checks import as_float_tensor, as_points, check_finite, check_generator, check_positive
+from ._checks import (
+    as_float_tensor,
+    as_points,
+    as_spd,
+    check_callable,
+    check_cholesky,
+    check_count,
+    check_finite,
+    check_generator,
+    check_output,
+    check_positive,
+    check_positive_values,
+)
 
 __all__ = [
     "Distribution",
@@ -59,6 +71,39 @@ def softmax_components(logits: torch.Tensor) -> torch.Tensor:
     return torch.softmax(logits, dim=0)
 
 
+def isotropic_logits(x: torch.Tensor, const: torch.Tensor, lin: torch.Tensor,
+                     extra_prec: torch.Tensor | None = None) -> torch.Tensor:
+    """Component logits of an isotropic Gaussian mixture at points x (N, d), components first: (K, N).
+
+    ``logit_k(x) = const_k + <lin_k, x> - extra_prec_k |x|^2 / 2``: with ``lin_k = m_k / v_k`` and
+    ``extra_prec_k = 1 / v_k - 1 / v_ref`` this is ``log w_k N(x; m_k, v_k I)`` up to a term common
+    to all k (which a softmax over k ignores): one matrix product, plus one rank-one term when
+    the variances differ (``extra_prec=None`` when they are all equal).  Used by
+    ``GaussianMixture`` and by the exact SDE scores (``scorelab.sdes.exact_score_fn``).
+    """
+    logits = torch.addmm(const[:, None], lin, x.T)
+    if extra_prec is not None:
+        logits = logits - 0.5 * extra_prec[:, None] * (x * x).sum(-1)
+    return logits
+
+
+def diffused_logits(x: torch.Tensor, log_weights: torch.Tensor, means: torch.Tensor, sq_means: torch.Tensor,
+                    var: torch.Tensor, a: torch.Tensor, s: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-example component logits of an isotropic mixture diffused to ``a x0 + s eps``: (N, K).
+
+    Component k becomes ``N(a m_k, (a^2 var_k + s^2) I)``; with one ``(a, s)`` per example (N,)
+    the logits are ``log w_k + log N(x_n; a_n m_k, v_nk I) + d log(2 pi) / 2`` (the constant,
+    common to all k, is left out), written with ``|x - a m|^2 = |x|^2 - 2 a <x, m> + a^2 |m|^2``
+    so no (N, K, d) tensor is formed.  ``sq_means`` is ``|m_k|^2`` (K,).  Returns
+    ``(logits, v)`` with the variances ``v`` (N, K).  Used by the exact SDE scores at
+    per-example times and by ``scorelab.conditional``.
+    """
+    a2 = (a * a)[:, None]
+    v = a2 * var + (s * s)[:, None]  # (N, K)
+    sq = (x * x).sum(-1, keepdim=True) - 2 * a[:, None] * (x @ means.T) + a2 * sq_means
+    return log_weights - 0.5 * x.shape[1] * torch.log(v) - 0.5 * sq / v, v
+
+
 class Distribution:
     """Common surface: ``dim``, ``event_shape``, ``log_prob``, ``score``, ``sample``, ``perturbed``."""
 
@@ -89,21 +134,11 @@ class Distribution:
         return self.score(x)
 
 
-def _check_n(n) -> int:
-    if isinstance(n, bool) or not isinstance(n, int) or n < 0:
-        raise ValueError(f"n: expected a non-negative int number of samples, got {n!r}")
-    return n
-
-
 def _dtype_of(*tensors) -> torch.dtype:
     for t in tensors:
         if isinstance(t, torch.Tensor) and t.is_floating_point():
             return t.dtype
     return torch.get_default_dtype()
-
-
-def _check_noise(sigma, scale) -> tuple[float, float]:
-    return check_positive(sigma, "sigma", allow_zero=True), check_finite(scale, "scale")
 
 
 class _ParamCache:
@@ -120,29 +155,6 @@ class _ParamCache:
         return self._copies[key]
 
 
-def _as_cov_matrix(cov, d: int, name: str) -> torch.Tensor:
-    """A scalar variance, a (d,) diagonal or a (d, d) matrix, returned as a (d, d) float64 matrix."""
-    c = as_float_tensor(cov, name, torch.float64)
-    if c.ndim == 0:
-        c = c * torch.eye(d, dtype=torch.float64)
-    elif c.ndim == 1:
-        if c.shape[0] != d:
-            raise ValueError(f"{name}: expected a ({d},) diagonal or a ({d}, {d}) matrix, got shape {tuple(c.shape)}")
-        c = torch.diag(c)
-    if c.shape != (d, d):
-        raise ValueError(f"{name}: expected shape ({d}, {d}), got {tuple(c.shape)}")
-    return c
-
-
-def _cholesky(cov: torch.Tensor, name: str) -> torch.Tensor:
-    if not torch.allclose(cov, cov.transpose(-1, -2), rtol=1e-6, atol=1e-10):
-        raise ValueError(f"{name}: expected a symmetric matrix")
-    L, info = torch.linalg.cholesky_ex(cov)
-    if bool((info != 0).any()):
-        raise ValueError(f"{name}: expected a positive-definite covariance (Cholesky failed)")
-    return L
-
-
 class Gaussian(Distribution):
     """Multivariate normal ``N(mean, cov)`` in any dimension, full covariance (4.1.1).
 
@@ -157,8 +169,12 @@ class Gaussian(Distribution):
         d = mu.numel()
         if d == 0:
             raise ValueError("mean: expected at least one dimension")
-        cov_m = torch.eye(d, dtype=torch.float64) if cov is None else _as_cov_matrix(cov, d, "cov")
-        L = _cholesky(cov_m, "cov")
+        if cov is None:
+            cov_m = torch.eye(d, dtype=torch.float64)
+        else:
+            cov_m = as_spd(cov, d, "cov")
+            cov_m = torch.diag(cov_m) if cov_m.ndim == 1 else cov_m
+        L = check_cholesky(cov_m, "cov", "covariance")
         self.dim = d
         self._p = _ParamCache(
             mean=mu, cov=cov_m, L=L, precision=torch.cholesky_inverse(L),
@@ -189,7 +205,7 @@ class Gaussian(Distribution):
 
     def sample(self, n: int, generator=None) -> torch.Tensor:
         """Draw ``n`` exact samples, shape (n, d)."""
-        n = _check_n(n)
+        n = check_count(n, "n")
         g = check_generator(generator)
         z = torch.randn(n, self.dim, generator=g, dtype=torch.float64)
         m = self._p.master
@@ -197,7 +213,7 @@ class Gaussian(Distribution):
 
     def perturbed(self, sigma: float, scale: float = 1.0) -> Gaussian:
         """Law of ``scale * x0 + sigma * eps``: ``N(scale * mean, scale^2 cov + sigma^2 I)``."""
-        sigma, scale = _check_noise(sigma, scale)
+        sigma, scale = check_positive(sigma, "sigma", allow_zero=True), check_finite(scale, "scale")
         m = self._p.master
         g = Gaussian(scale * m["mean"], scale**2 * m["cov"] + sigma**2 * torch.eye(self.dim, dtype=torch.float64))
         g.dtype = self.dtype
@@ -238,8 +254,9 @@ class GaussianMixture(Distribution):
         if w.shape != (K,):
             raise ValueError(f"weights: expected shape ({K},) to match means of shape {tuple(mu.shape)}, "
                              f"got {tuple(w.shape)}")
-        if bool((w < 0).any()) or not bool(w.sum() > 0) or not bool(torch.isfinite(w).all()):
-            raise ValueError("weights: expected finite non-negative numbers with a positive sum")
+        check_positive_values(w, "weights", "numbers", allow_zero=True)
+        if not bool(w.sum() > 0):
+            raise ValueError("weights: expected non-negative numbers with a positive sum, got all zeros")
         w = w / w.sum()
         if covs is None:
             covs = torch.ones(K, dtype=torch.float64)
@@ -250,8 +267,7 @@ class GaussianMixture(Distribution):
         if c.ndim == 1:  # isotropic variances
             if c.shape != (K,):
                 raise ValueError(f"covs: expected ({K},) variances or ({K}, {d}, {d}) matrices, got {tuple(c.shape)}")
-            if not bool((c > 0).all()):
-                raise ValueError("covs: expected positive variances")
+            check_positive_values(c, "covs", "variances")
             var, full = c, c[:, None, None] * torch.eye(d, dtype=torch.float64)
         else:
             if c.shape != (K, d, d):
@@ -261,7 +277,7 @@ class GaussianMixture(Distribution):
             diag_mean = torch.diagonal(c, dim1=-2, dim2=-1).mean(-1)
             iso = torch.allclose(c, diag_mean[:, None, None] * eye, rtol=0, atol=1e-12 * float(diag_mean.max()))
             var = diag_mean if iso else None
-        L = _cholesky(full, "covs")
+        L = check_cholesky(full, "covs", "covariance")
         self._isotropic = var is not None
         params = dict(weights=w, log_weights=torch.log(w), means=mu, covs=full, L=L)
         if self._isotropic:
@@ -291,8 +307,7 @@ class GaussianMixture(Distribution):
         s = as_float_tensor(stds, "stds", torch.float64)
         if s.ndim == 0:
             s = s.expand(K)
-        if not bool((s > 0).all()):
-            raise ValueError("stds: expected positive standard deviations")
+        check_positive_values(s, "stds", "standard deviations")
         return cls(weights, means, s**2)
 
     # -- moments ---------------------------------------------------------------
@@ -332,12 +347,7 @@ class GaussianMixture(Distribution):
         """Per-component joint log-densities, components first: (K, N), plus a (N,) common term."""
         p = self._p.get(x)
         if self._isotropic:
-            logits = torch.addmm(p["a"][:, None], p["b"], x.T)
-            sq = None
-            if not self._equal_var:
-                sq = (x * x).sum(-1)
-                logits = logits - 0.5 * p["c_extra"][:, None] * sq
-            return logits, p, sq
+            return isotropic_logits(x, p["a"], p["b"], None if self._equal_var else p["c_extra"]), p, None
         diff = x.unsqueeze(0) - p["means"][:, None, :]  # (K, N, d)
         pdiff = diff @ p["precision"]  # (K, N, d)
         logits = p["const"][:, None] - 0.5 * (diff * pdiff).sum(-1)
@@ -374,7 +384,7 @@ class GaussianMixture(Distribution):
     # -- sampling and noise ----------------------------------------------------
     def sample(self, n: int, generator=None) -> torch.Tensor:
         """Draw ``n`` exact samples, shape (n, d): pick a component, then draw from it."""
-        n = _check_n(n)
+        n = check_count(n, "n")
         g = check_generator(generator)
         m = self._p.master
         k = torch.multinomial(m["weights"], n, replacement=True, generator=g) if n else torch.zeros(0, dtype=torch.long)
@@ -384,7 +394,7 @@ class GaussianMixture(Distribution):
 
     def sample_with_labels(self, n: int, generator=None) -> tuple[torch.Tensor, torch.Tensor]:
         """Like ``sample`` but also returns the (n,) component index of every point."""
-        n = _check_n(n)
+        n = check_count(n, "n")
         g = check_generator(generator)
         m = self._p.master
         k = torch.multinomial(m["weights"], n, replacement=True, generator=g)
@@ -394,7 +404,7 @@ class GaussianMixture(Distribution):
 
     def perturbed(self, sigma: float, scale: float = 1.0) -> GaussianMixture:
         """Law of ``scale * x0 + sigma * eps``: each component becomes ``N(scale m_k, scale^2 C_k + sigma^2 I)``."""
-        sigma, scale = _check_noise(sigma, scale)
+        sigma, scale = check_positive(sigma, "sigma", allow_zero=True), check_finite(scale, "scale")
         m = self._p.master
         if self._isotropic:
             covs = scale**2 * m["var"] + sigma**2
@@ -448,13 +458,13 @@ class EmpiricalDistribution(Distribution):
 
     def sample(self, n: int, generator=None) -> torch.Tensor:
         """Resample ``n`` data points with replacement, shape (n, d)."""
-        n = _check_n(n)
+        n = check_count(n, "n")
         idx = torch.randint(0, len(self), (n,), generator=check_generator(generator))
         return self.data[idx]
 
     def perturbed(self, sigma: float, scale: float = 1.0) -> GaussianMixture:
         """The smoothed data set ``scale * x_i + sigma * eps``: an equal-weight isotropic mixture."""
-        sigma, scale = _check_noise(sigma, scale)
+        sigma, scale = check_positive(sigma, "sigma", allow_zero=True), check_finite(scale, "scale")
         if sigma == 0:
             raise ValueError("sigma: the empirical distribution needs sigma > 0 to have a density")
         n = len(self)
@@ -479,19 +489,13 @@ class EnergyModel(Distribution):
     """
 
     def __init__(self, energy_fn, dim: int):
-        if not callable(energy_fn):
-            raise TypeError("energy_fn: expected a callable mapping (N, d) points to (N,) energies")
-        if isinstance(dim, bool) or not isinstance(dim, int) or dim < 1:
-            raise ValueError(f"dim: expected a positive int, got {dim!r}")
+        check_callable(energy_fn, "energy_fn", "mapping (N, d) points to (N,) energies")
+        dim = check_count(dim, "dim", minimum=1)
         self.energy_fn, self.dim, self.dtype = energy_fn, dim, torch.get_default_dtype()
 
     def energy(self, x: torch.Tensor) -> torch.Tensor:
         x = self._points(x)
-        e = self.energy_fn(x)
-        if not isinstance(e, torch.Tensor) or e.shape != (x.shape[0],):
-            got = tuple(e.shape) if isinstance(e, torch.Tensor) else type(e).__name__
-            raise ValueError(f"energy_fn: expected an output of shape ({x.shape[0]},), got {got}")
-        return e
+        return check_output(self.energy_fn(x), (x.shape[0],), "energy_fn")
 
     def unnormalized_log_prob(self, x: torch.Tensor) -> torch.Tensor:
         """``-E(x)``: the log-density up to the unknown constant ``-log Z``. (N, d) -> (N,)."""
@@ -534,8 +538,7 @@ class IsingRelaxation(EnergyModel):
     """
 
     def __init__(self, side: int = 8, J: float = 1.0, h: float = 0.0, barrier: float = 1.0):
-        if isinstance(side, bool) or not isinstance(side, int) or side < 2:
-            raise ValueError(f"side: expected an int >= 2, got {side!r}")
+        side = check_count(side, "side", minimum=2)
         self.side, self.J, self.h = side, float(J), float(h)
         self.barrier = check_positive(barrier, "barrier", allow_zero=True)
         super().__init__(self._relaxed_energy, side * side)

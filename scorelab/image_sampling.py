@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from . import sde_samplers
-from ._checks import check_count
+from ._checks import check_choice, check_count
 from .datasets import to_unit
 from .sdes import SDE
 
@@ -53,8 +53,7 @@ def sample_images(score_fn, sde: SDE, n: int, shape, *, sampler: str = "euler_ma
     """
     import time
 
-    if sampler not in SAMPLERS:
-        raise ValueError(f"sampler: expected one of {sorted(SAMPLERS)}, got {sampler!r}")
+    check_choice(sampler, "sampler", sorted(SAMPLERS))
     if not isinstance(sde, SDE):
         raise TypeError(f"sde: expected a scorelab SDE, got {type(sde).__name__}")
     n = check_count(n, "n", 1)

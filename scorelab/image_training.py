@@ -39,7 +39,7 @@ import torch
 from torch import nn
 
 from ._checks import check_count, check_positive
-from .sde_nets import sde_score_matching_loss
+from .losses import sde_score_matching_loss
 from .sdes import SDE
 
 __all__ = [

@@ -12,22 +12,38 @@ that is differentiable in the callable's parameters, so it can be handed straigh
   with random projections ``v`` and Jacobian-vector products (section 4.2.3).
 - ``ncsn_loss``: Song & Ermon (2019), DSM over a set of noise levels with weight
   ``lambda(sigma) = sigma^2`` (section 4.3.1).
+- ``sde_score_matching_loss``: Song et al. (2021), DSM over all times of a forward SDE with
+  weight ``lambda(t) = sigma(t)^2`` (section 4.5.1).
 
-``score_divergence`` is the exact divergence ``tr(ds/dx)`` on its own (the Laplacian of
-``log p`` when ``s`` is a score), used by the explicit loss and by the chapters.
+``score_divergence`` is the divergence ``tr(ds/dx)`` on its own (the Laplacian of ``log p``
+when ``s`` is a score), exact or by Hutchinson's estimator, used by the explicit loss, by the
+likelihood (``scorelab.likelihood``) and by the chapters.
 
 Shapes: ``x`` is ``(N, d)``; a score function maps ``(N, d) -> (N, d)`` row by row (no
 coupling between examples: the per-dimension backward passes sum over the batch, which
 gives per-example derivatives only when each output row depends on its own input row).
+The SDE loss and the divergence also take images ``(N, C, H, W)``.
 """
 
 from __future__ import annotations
 
-import math
-
 import torch
 
-from ._checks import as_float_tensor, check_generator, check_positive
+from ._checks import (
+    check_batch,
+    check_callable,
+    check_count,
+    check_differentiable,
+    check_finite,
+    check_generator,
+    check_levels,
+    check_output,
+    check_positive,
+    check_t_eps,
+    check_type,
+)
+from ._random import gaussian_like, probes
+from .sdes import SDE, append_dims
 
 __all__ = [
     "score_divergence",
@@ -35,98 +51,58 @@ __all__ = [
     "denoising_score_matching_loss",
     "sliced_score_matching_loss",
     "ncsn_loss",
+    "sde_score_matching_loss",
 ]
 
-_PROJECTIONS = ("gaussian", "rademacher")
+_SCORE = "mapping (N, d) points to (N, d) scores"
 
 
-# -- input checks ---------------------------------------------------------------
+# -- the divergence -----------------------------------------------------------------
 
-def _check_batch(x, name: str = "x") -> torch.Tensor:
-    if not isinstance(x, torch.Tensor):
-        raise TypeError(f"{name}: expected a torch.Tensor of shape (N, d), got {type(x).__name__}")
-    if not x.is_floating_point():
-        raise TypeError(f"{name}: expected a floating tensor of shape (N, d), got dtype {x.dtype}; use x.float()")
-    if x.ndim != 2 or x.shape[0] == 0 or x.shape[1] == 0:
-        raise ValueError(f"{name}: expected a non-empty batch of shape (N, d), got {tuple(x.shape)}")
-    return x
-
-
-def _check_callable(score_fn) -> None:
-    if not callable(score_fn):
-        raise TypeError(
-            f"score_fn: expected a callable mapping (N, d) points to (N, d) scores, got {type(score_fn).__name__}"
-        )
-
-
-def _check_output(s, x: torch.Tensor) -> torch.Tensor:
-    if not isinstance(s, torch.Tensor) or s.shape != x.shape:
-        got = tuple(s.shape) if isinstance(s, torch.Tensor) else type(s).__name__
-        raise ValueError(f"score_fn: expected an output of shape {tuple(x.shape)} (same as its input), got {got}")
-    return s
-
-
-def _check_differentiable(s: torch.Tensor) -> None:
-    if not s.requires_grad:
-        raise ValueError(
-            "score_fn: its output does not depend on x through autograd; this loss differentiates the "
-            "score with respect to x, so score_fn must be built from differentiable torch operations"
-        )
-
-
-def _check_sigma(sigma) -> float:
-    if isinstance(sigma, torch.Tensor):
-        if sigma.numel() != 1:
-            raise ValueError(
-                f"sigma: expected one noise level (a number), got a tensor of shape {tuple(sigma.shape)}; "
-                "for one sigma per example use ncsn_loss"
-            )
-        sigma = float(sigma)
-    sigma = check_positive(sigma, "sigma")
-    return sigma
-
-
-def _check_sigmas(sigmas) -> torch.Tensor:
-    s = as_float_tensor(sigmas, "sigmas")
-    if s.ndim == 0:
-        s = s.reshape(1)
-    if s.ndim != 1 or s.numel() == 0:
-        raise ValueError(f"sigmas: expected a non-empty 1-D sequence of noise levels, got shape {tuple(s.shape)}")
-    if not bool(torch.isfinite(s).all()) or not bool((s > 0).all()):
-        raise ValueError(f"sigmas: expected finite positive noise levels, got {s.tolist()}")
-    return s
-
-
-# -- the exact divergence -------------------------------------------------------
-
-def score_divergence(score_fn, x: torch.Tensor, *, create_graph: bool = False):
-    """Score and its exact divergence ``tr(ds/dx)``, one backward pass per dimension (4.2.1).
+def score_divergence(score_fn, x: torch.Tensor, *, probes: torch.Tensor | None = None, create_graph: bool = False):
+    """Score and its divergence ``tr(ds/dx)``: exact, or Hutchinson's estimate (4.2.1, 4.5.3).
 
     For a score ``s = grad log p`` the divergence is the Laplacian ``Delta log p = tr(Hessian)``
-    that Hyvärinen's objective needs.  Row ``i`` of the result is
-    ``sum_j d s_j(x_i) / d x_ij``, obtained from ``d`` vector-Jacobian products with the unit
-    vectors ``e_j``; the cost therefore grows linearly with ``d``.
+    that Hyvärinen's objective needs; for the velocity of the probability-flow ODE it is the
+    rate of change of ``log p_t`` (``scorelab.likelihood``).
+
+    - ``probes=None``: exact.  Row ``i`` is ``sum_j d s_j(x_i) / d x_ij``, from ``D`` vector-Jacobian
+      products with the unit vectors ``e_j`` (``D = x[0].numel()``); the cost grows linearly with D.
+    - ``probes`` (P, N, ...): Hutchinson's estimate ``mean_p z_p . (J^T z_p)``, one vector-Jacobian
+      product per probe, unbiased when ``E[z z^T] = I`` (Gaussian or Rademacher probes,
+      ``scorelab._random.probes``).
 
     Args:
-        score_fn: callable ``(N, d) -> (N, d)``, differentiable, acting row by row.
-        x: (N, d) points.
-        create_graph: keep the graph of the derivatives (needed to train through them).
+        score_fn: callable ``(N, ...) -> (N, ...)`` (same shape), differentiable, acting row by row.
+        x: (N, d) points or (N, C, H, W) images.
+        probes: optional (P,) + x.shape probe directions.
+        create_graph: keep the graph of the derivatives (needed to train through them); without
+            it both results are detached.
 
     Returns:
-        ``(s, div)``: the score ``(N, d)`` and its divergence ``(N,)``.
+        ``(s, div)``: the score, shaped like x, and its divergence ``(N,)``.
     """
-    _check_callable(score_fn)
-    x = _check_batch(x)
+    check_callable(score_fn, "score_fn", _SCORE)
+    x = check_batch(x, images=True)
     with torch.enable_grad():
         xg = x.detach().requires_grad_(True)
-        s = _check_output(score_fn(xg), xg)
-        _check_differentiable(s)
-        d = x.shape[1]
-        div = torch.zeros(x.shape[0], dtype=s.dtype, device=s.device)
-        for j in range(d):
-            (g,) = torch.autograd.grad(s[:, j].sum(), xg, create_graph=create_graph, retain_graph=True)
-            div = div + g[:, j]
-    return s, div
+        s = check_differentiable(check_output(score_fn(xg), xg.shape, "score_fn", " (same as its input)"))
+        n = x.shape[0]
+        div = torch.zeros(n, dtype=s.dtype, device=s.device)
+        if probes is None:
+            sf = s.reshape(n, -1)
+            d = sf.shape[1]
+            for j in range(d):
+                (g,) = torch.autograd.grad(sf[:, j].sum(), xg, create_graph=create_graph,
+                                           retain_graph=create_graph or j < d - 1)
+                div = div + g.reshape(n, -1)[:, j]
+        else:
+            for p, z in enumerate(probes):
+                (vjp,) = torch.autograd.grad((s * z).sum(), xg, create_graph=create_graph,
+                                             retain_graph=create_graph or p < len(probes) - 1)
+                div = div + (vjp * z).reshape(n, -1).sum(-1)
+            div = div / len(probes)
+    return (s, div) if create_graph else (s.detach(), div.detach())
 
 
 # -- section 4.2.1 ------------------------------------------------------------------
@@ -147,6 +123,7 @@ def explicit_score_matching_loss(score_fn, x: torch.Tensor) -> torch.Tensor:
     Returns:
         A scalar tensor (the batch mean).
     """
+    x = check_batch(x)
     s, div = score_divergence(score_fn, x, create_graph=True)
     return (div + 0.5 * (s * s).sum(-1)).mean()
 
@@ -173,27 +150,21 @@ def denoising_score_matching_loss(score_fn, x: torch.Tensor, sigma, *, scale: fl
     Returns:
         A scalar tensor (the batch mean of ``1/2 |s + eps/sigma|^2``).
     """
-    _check_callable(score_fn)
-    x = _check_batch(x)
-    sigma = _check_sigma(sigma)
-    scale = float(scale)
-    if not math.isfinite(scale):
-        raise ValueError(f"scale: expected a finite number, got {scale!r}")
+    check_callable(score_fn, "score_fn", _SCORE)
+    x = check_batch(x)
+    if isinstance(sigma, torch.Tensor) and sigma.numel() != 1:
+        raise ValueError(f"sigma: expected one noise level (a number), got a tensor of shape {tuple(sigma.shape)}; "
+                         "for one sigma per example use ncsn_loss")
+    sigma = check_positive(sigma, "sigma")
+    scale = check_finite(scale, "scale")
     g = check_generator(generator)
-    eps = torch.randn(x.shape, generator=g, dtype=x.dtype, device=x.device)
+    eps = gaussian_like(x, g)
     x_noisy = scale * x + sigma * eps
-    s = _check_output(score_fn(x_noisy), x_noisy)
+    s = check_output(score_fn(x_noisy), x_noisy.shape, "score_fn", " (same as its input)")
     return 0.5 * ((s + eps / sigma) ** 2).sum(-1).mean()
 
 
 # -- section 4.2.3 ------------------------------------------------------------------
-
-def _projections(shape, kind: str, g, like: torch.Tensor) -> torch.Tensor:
-    if kind == "gaussian":
-        return torch.randn(shape, generator=g, dtype=like.dtype, device=like.device)
-    v = torch.randint(0, 2, shape, generator=g, device=like.device).to(like.dtype)
-    return 2 * v - 1
-
 
 def sliced_score_matching_loss(score_fn, x: torch.Tensor, *, n_projections: int = 1,
                                projection: str = "gaussian", variance_reduced: bool = False,
@@ -221,19 +192,15 @@ def sliced_score_matching_loss(score_fn, x: torch.Tensor, *, n_projections: int 
     Returns:
         A scalar tensor (mean over examples and projections).
     """
-    _check_callable(score_fn)
-    x = _check_batch(x)
-    if isinstance(n_projections, bool) or not isinstance(n_projections, int) or n_projections < 1:
-        raise ValueError(f"n_projections: expected an int >= 1, got {n_projections!r}")
-    if projection not in _PROJECTIONS:
-        raise ValueError(f"projection: expected one of {_PROJECTIONS}, got {projection!r}")
+    check_callable(score_fn, "score_fn", _SCORE)
+    x = check_batch(x)
+    n_projections = check_count(n_projections, "n_projections", minimum=1)
     g = check_generator(generator)
     x_rep = x.detach().repeat(n_projections, 1) if n_projections > 1 else x.detach()
-    v = _projections(x_rep.shape, projection, g, x_rep)
+    v = probes(x_rep.shape, projection, g, x_rep, name="projection")
     with torch.enable_grad():
         xg = x_rep.requires_grad_(True)
-        s = _check_output(score_fn(xg), xg)
-        _check_differentiable(s)
+        s = check_differentiable(check_output(score_fn(xg), xg.shape, "score_fn", " (same as its input)"))
         sv = (s * v).sum(-1)
         (vjp,) = torch.autograd.grad(sv.sum(), xg, create_graph=True)
         vjv = (vjp * v).sum(-1)
@@ -255,23 +222,67 @@ def ncsn_loss(score_fn, x: torch.Tensor, sigmas, *, generator=None) -> torch.Ten
     Args:
         score_fn: noise-conditional callable ``score_fn(x (N, d), sigma (N,)) -> (N, d)``.
         x: (N, d) clean data.
-        sigmas: (L,) positive noise levels (any order).
+        sigmas: (L,) positive noise levels (any order; ``check_levels``).
         generator: ``torch.Generator`` or int seed (draws the levels, then the noise).
 
     Returns:
         A scalar tensor.
     """
-    if not callable(score_fn):
-        raise TypeError(f"score_fn: expected a callable score_fn(x, sigma), got {type(score_fn).__name__}")
-    x = _check_batch(x)
-    levels = _check_sigmas(sigmas).to(dtype=x.dtype, device=x.device)
+    check_callable(score_fn, "score_fn", "score_fn(x, sigma)")
+    x = check_batch(x)
+    levels = check_levels(sigmas, "sigmas").to(dtype=x.dtype, device=x.device)
     g = check_generator(generator)
     idx = torch.randint(0, levels.numel(), (x.shape[0],), generator=g, device=x.device)
     sigma = levels[idx]
-    eps = torch.randn(x.shape, generator=g, dtype=x.dtype, device=x.device)
+    eps = gaussian_like(x, g)
     x_noisy = x + sigma[:, None] * eps
-    s = score_fn(x_noisy, sigma)
-    if not isinstance(s, torch.Tensor) or s.shape != x.shape:
-        got = tuple(s.shape) if isinstance(s, torch.Tensor) else type(s).__name__
-        raise ValueError(f"score_fn: expected an output of shape {tuple(x.shape)} for (x, sigma (N,)), got {got}")
+    s = check_output(score_fn(x_noisy, sigma), x.shape, "score_fn", " for (x, sigma (N,))")
     return 0.5 * ((sigma[:, None] * s + eps) ** 2).sum(-1).mean()
+
+
+# -- section 4.5.1 ------------------------------------------------------------------
+
+def sde_score_matching_loss(score_fn, x0: torch.Tensor, sde: SDE, *, t_eps: float = 1e-5,
+                            generator=None, t=None, eps=None) -> torch.Tensor:
+    """Denoising score matching over all times, Song et al. (2021) eq. 7 with ``lambda = sigma^2`` (4.5.1).
+
+    Draw ``t ~ U(t_eps, T)`` per example and ``x_t = alpha(t) x0 + sigma(t) eps``; the target
+    ``-eps / sigma(t)`` is the score of ``p_0t(x_t | x0)``, and the loss is::
+
+        1/2 E |sigma(t) s(x_t, t) + eps|^2
+
+    whose minimiser over all functions is the exact score of ``p_t`` at every t.  With
+    ``s = -eps_theta / sigma`` this is DDPM's ``1/2 E |eps - eps_theta|^2``.
+
+    Args:
+        score_fn: ``(x (N, ...), t (N,)) -> shaped like x``, differentiable in its parameters.
+        x0: (N, ...) clean data (at time 0).
+        sde: the forward SDE.
+        t_eps: smallest time drawn (the score is singular at t = 0 for point data).
+        generator: ``torch.Generator`` or int seed for t and the noise.
+        t, eps: optional pre-drawn times (N,) in ``[t_eps, T]`` and noise shaped like x0, used instead
+            of drawing them (both or neither); a data-parallel run draws them for the whole batch
+            and gives each process its share, so that it computes the same loss as one process.
+
+    Returns:
+        A scalar tensor (batch mean).
+    """
+    check_callable(score_fn, "score_fn", "(x (N, ...), t (N,)) -> tensor shaped like x")
+    check_type(sde, SDE, "sde", "a scorelab SDE (VESDE, VPSDE, SubVPSDE)")
+    x0 = check_batch(x0, "x0", images=True)
+    t_eps = check_t_eps(t_eps, sde.T)
+    if (t is None) != (eps is None):
+        raise ValueError("t, eps: expected both (pre-drawn times and noise) or neither")
+    if t is None:
+        g = check_generator(generator)
+        t = t_eps + (sde.T - t_eps) * torch.rand(x0.shape[0], generator=g, dtype=x0.dtype, device=x0.device)
+        x_t, eps = sde.perturb(x0, t, generator=g)
+    else:
+        if not isinstance(eps, torch.Tensor) or eps.shape != x0.shape:
+            got = tuple(eps.shape) if isinstance(eps, torch.Tensor) else type(eps).__name__
+            raise ValueError(f"eps: expected a tensor of shape {tuple(x0.shape)} (same as x0), got {got}")
+        mean, std = sde.marginal_prob(x0, t)
+        x_t = mean + append_dims(std, x0.ndim) * eps
+    s = check_output(score_fn(x_t, t), x0.shape, "score_fn")
+    resid = append_dims(sde.sigma(t), x0.ndim) * s + eps
+    return 0.5 * resid.reshape(x0.shape[0], -1).pow(2).sum(-1).mean()

@@ -31,11 +31,13 @@ from ._checks import (
     check_callable,
     check_callback_stats,
     check_count,
+    check_finite,
     check_generator,
     check_positive,
     check_start,
     checked_score,
 )
+from ._random import gaussian_like
 from .distributions import GaussianMixture
 
 __all__ = ["VonMisesCircle", "tangent_normal", "sample_projected_langevin"]
@@ -64,12 +66,7 @@ class VonMisesCircle:
     dim = 2
 
     def __init__(self, mu: float = 0.0, kappa: float = 2.0, radius: float = 1.0):
-        try:
-            self.mu = float(mu)
-        except (TypeError, ValueError) as exc:
-            raise TypeError(f"mu: expected a number, got {mu!r}") from exc
-        if not math.isfinite(self.mu):
-            raise ValueError(f"mu: expected a finite angle, got {mu!r}")
+        self.mu = check_finite(mu, "mu", "an angle (a number)")
         self.kappa = check_positive(kappa, "kappa")
         self.radius = check_positive(radius, "radius")
         # log(2 pi I0(kappa)) with the exponentially scaled Bessel function: no overflow
@@ -160,7 +157,7 @@ def tangent_normal(x: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torc
 
 
 @torch.no_grad()
-def sample_projected_langevin(tangent_score_fn, x0: torch.Tensor, step_size: float, n_steps: int, *,
+def sample_projected_langevin(tangent_score_fn, x: torch.Tensor, step_size: float, n_steps: int, *,
                               radius: float = 1.0, generator=None, callback=None, stats=None) -> torch.Tensor:
     """Projected Langevin dynamics on the circle of radius R (section 4.6.2).
 
@@ -176,17 +173,18 @@ def sample_projected_langevin(tangent_score_fn, x0: torch.Tensor, step_size: flo
 
     Args:
         tangent_score_fn: ``x (N, 2) -> (N, 2)``.
-        x0: (N, 2) starting points (projected onto the circle first).
+        x: (N, 2) starting points (projected onto the circle first; not modified).
         step_size: eps > 0.
         n_steps: number of updates.
         radius: R.
-        generator, callback, stats: as for every scorelab sampler (``callback({"i", "x"})``,
-            ``stats["nfe"]``).
+        generator: ``torch.Generator`` or int seed.
+        callback: called after each step with ``{"i", "x", "step_size"}``.
+        stats: dict filled with ``"nfe"`` (``n_steps``).
     """
     check_callable(tangent_score_fn, "tangent_score_fn", "x (N, 2) -> (N, 2)")
-    x = check_start(x0, "(N, 2)")
+    x = check_start(x, shape="(N, 2)")
     if x.shape[1] != 2:
-        raise ValueError(f"x0: expected points in the plane, shape (N, 2), got {tuple(x.shape)}")
+        raise ValueError(f"x: expected points in the plane, shape (N, 2), got {tuple(x.shape)}")
     eps = check_positive(step_size, "step_size")
     n_steps = check_count(n_steps, "n_steps")
     R = check_positive(radius, "radius")
@@ -194,13 +192,13 @@ def sample_projected_langevin(tangent_score_fn, x0: torch.Tensor, step_size: flo
     check_callback_stats(callback, stats)
     r = x.norm(dim=-1, keepdim=True)
     if bool((r == 0).any()):
-        raise ValueError("x0: a starting point at the origin cannot be projected onto the circle")
+        raise ValueError("x: a starting point at the origin cannot be projected onto the circle")
     x = R * x / r
     for i in range(n_steps):
         n_hat = x / R
         t_hat = torch.stack([-n_hat[:, 1], n_hat[:, 0]], -1)
         s = checked_score(tangent_score_fn(x), x, "tangent_score_fn")
-        z = torch.randn(x.shape[0], generator=g, dtype=x.dtype)
+        z = gaussian_like(x, g, x.shape[:1])
         move = eps * (s * t_hat).sum(-1) + math.sqrt(2 * eps) * z
         x = x + move[:, None] * t_hat
         x = R * x / x.norm(dim=-1, keepdim=True)

@@ -17,16 +17,16 @@ cross a low-density valley between far-apart modes.  This module holds one remed
 - ``sample_parallel_tempering``: replica exchange between chains on the tempered targets
   ``p^{1/T}`` (Swendsen & Wang, 1986; Geyer, 1991).
 
-Every sampler has the signature of ``scorelab.samplers``::
+Every sampler follows the contract of CONTRIBUTING.md ("Samplers"), as ``scorelab.samplers``::
 
-    x = sample_<name>(score_fn, [log_prob_fn,] x0, ..., *, generator=None, callback=None, stats=None)
+    x = sample_<name>(score_fn, [log_prob_fn,] x, step_size, ..., *, generator=None, callback=None, stats=None)
 
-``x0`` is an (N, d) tensor of N independent chains (never modified); ``score_fn(x) -> (N, d)``;
+``x`` is an (N, d) tensor of N independent chains (never modified); ``score_fn(x) -> (N, d)``;
 ``log_prob_fn(x) -> (N,)`` may omit the normalising constant; ``generator`` (a
-``torch.Generator`` or an int seed) is the only source of randomness; ``callback`` gets a dict
-``{"i", "x", "step_size", ...}`` after every step; ``stats`` (a dict) receives ``"nfe"``, the
-number of score evaluations per chain, and ``"acceptance_rate"`` where there is a
-Metropolis test.  Loops run under ``torch.no_grad()``.
+``torch.Generator`` or an int seed) is the only source of randomness; ``callback`` gets one
+dict after every step, with ``"i"``, ``"x"`` and the keys each sampler lists, the same at
+every step; ``stats`` (a dict) receives ``"nfe"``, the number of score evaluations per chain,
+and ``"acceptance_rate"`` where there is a Metropolis test.  Loops run under ``torch.no_grad()``.
 """
 
 from __future__ import annotations
@@ -37,15 +37,21 @@ import torch
 
 from ._checks import (
     as_float_tensor,
+    as_spd,
+    check_bool,
     check_callable,
     check_callback_stats,
+    check_choice,
     check_count,
     check_generator,
+    check_levels,
     check_positive,
+    check_positive_values,
     check_start,
     checked_log_prob,
     checked_score,
 )
+from ._random import gaussian_like, metropolis_accept, where_accepted
 
 __all__ = [
     "sample_preconditioned_langevin",
@@ -55,7 +61,7 @@ __all__ = [
 ]
 
 
-# -- validation helpers ----------------------------------------------------------
+# -- evaluations and a constant SPD matrix -------------------------------------------
 
 def _score(score_fn, x: torch.Tensor) -> torch.Tensor:
     return checked_score(score_fn(x), x)
@@ -63,14 +69,6 @@ def _score(score_fn, x: torch.Tensor) -> torch.Tensor:
 
 def _log_prob(log_prob_fn, x: torch.Tensor) -> torch.Tensor:
     return checked_log_prob(log_prob_fn(x), x)
-
-
-def _randn(shape, g, like: torch.Tensor) -> torch.Tensor:
-    return torch.randn(shape, generator=g, dtype=like.dtype, device=like.device)
-
-
-def _log_uniform(n: int, g, like: torch.Tensor) -> torch.Tensor:
-    return torch.log(torch.rand(n, generator=g, dtype=like.dtype, device=like.device))
 
 
 class _SPDMatrix:
@@ -81,29 +79,13 @@ class _SPDMatrix:
     """
 
     def __init__(self, value, d: int, name: str, dtype: torch.dtype):
-        a = as_float_tensor(value, name, torch.float64)
-        if a.ndim == 0:
-            a = a.expand(d)
+        a = as_spd(value, d, name)
         if a.ndim == 1:
-            if a.shape != (d,):
-                raise ValueError(f"{name}: expected a number, a ({d},) diagonal or a ({d}, {d}) matrix, "
-                                 f"got shape {tuple(a.shape)}")
-            if not bool(torch.isfinite(a).all()) or not bool((a > 0).all()):
-                raise ValueError(f"{name}: expected finite positive diagonal entries, got {a.tolist()}")
             self.diag = a.to(dtype)
             self.sqrt = a.sqrt().to(dtype)
             self.matrix = torch.diag(a).to(dtype)
             return
-        if a.shape != (d, d):
-            raise ValueError(f"{name}: expected a number, a ({d},) diagonal or a ({d}, {d}) matrix, "
-                             f"got shape {tuple(a.shape)}")
-        if not bool(torch.isfinite(a).all()):
-            raise ValueError(f"{name}: expected finite entries")
-        if not torch.allclose(a, a.T, rtol=1e-6, atol=1e-10):
-            raise ValueError(f"{name}: expected a symmetric matrix")
-        L, info = torch.linalg.cholesky_ex(a)
-        if int(info) != 0:
-            raise ValueError(f"{name}: expected a positive-definite matrix (Cholesky failed)")
+        L = torch.linalg.cholesky(a)
         self.diag = None
         self.matrix = a.to(dtype)
         self.L = L.to(dtype)
@@ -129,7 +111,7 @@ class _SPDMatrix:
 # -- preconditioned Langevin ------------------------------------------------------
 
 @torch.no_grad()
-def sample_preconditioned_langevin(score_fn, x0: torch.Tensor, step_size: float, n_steps: int, *,
+def sample_preconditioned_langevin(score_fn, x: torch.Tensor, step_size: float, n_steps: int, *,
                                    preconditioner, log_prob_fn=None, generator=None, callback=None,
                                    stats=None) -> torch.Tensor:
     """Preconditioned Langevin with a constant SPD matrix ``G`` (section 4.4.3, item 1).
@@ -152,7 +134,7 @@ def sample_preconditioned_langevin(score_fn, x0: torch.Tensor, step_size: float,
 
     Args:
         score_fn: callable (N, d) -> (N, d).
-        x0: (N, d) starting points (not modified).
+        x: (N, d) starting points (not modified).
         step_size: eps > 0.
         n_steps: number of updates.
         preconditioner: ``G``: a positive number, a (d,) positive diagonal or a (d, d) SPD matrix.
@@ -170,7 +152,7 @@ def sample_preconditioned_langevin(score_fn, x0: torch.Tensor, step_size: float,
     check_callable(score_fn, "score_fn", "mapping (N, d) points to (N, d) scores")
     if log_prob_fn is not None:
         check_callable(log_prob_fn, "log_prob_fn", "mapping (N, d) points to (N,) log-densities")
-    x = check_start(x0)
+    x = check_start(x)
     eps = check_positive(step_size, "step_size")
     n_steps = check_count(n_steps, "n_steps")
     G = _SPDMatrix(preconditioner, x.shape[1], "preconditioner", x.dtype)
@@ -180,7 +162,7 @@ def sample_preconditioned_langevin(score_fn, x0: torch.Tensor, step_size: float,
 
     if log_prob_fn is None:
         for i in range(n_steps):
-            x = x + eps * G.mul(_score(score_fn, x)) + noise_scale * G.sqrt_mul(_randn(x.shape, g, x))
+            x = x + eps * G.mul(_score(score_fn, x)) + noise_scale * G.sqrt_mul(gaussian_like(x, g))
             if callback is not None:
                 callback({"i": i, "x": x, "step_size": eps})
         if stats is not None:
@@ -190,16 +172,15 @@ def sample_preconditioned_langevin(score_fn, x0: torch.Tensor, step_size: float,
     s_x, lp_x = _score(score_fn, x), _log_prob(log_prob_fn, x)
     n_acc = 0.0
     for i in range(n_steps):
-        z = _randn(x.shape, g, x)
+        z = gaussian_like(x, g)
         y = x + eps * G.mul(s_x) + noise_scale * G.sqrt_mul(z)
         s_y, lp_y = _score(score_fn, y), _log_prob(log_prob_fn, y)
         # log q(y|x) = -|z|^2 / 2 (y - mean(x) = sqrt(2 eps) L z);
         # log q(x|y) = -|L^{-1}(x - y - eps G s(y))|^2 / (4 eps); constants cancel.
         back = x - y - eps * G.mul(s_y)
         log_alpha = lp_y - lp_x - G.inv_sqrt_norm2(back) / (4.0 * eps) + 0.5 * (z * z).sum(-1)
-        accepted = _log_uniform(x.shape[0], g, x) < log_alpha  # NaN rejects
-        a = accepted.unsqueeze(-1)
-        x, s_x, lp_x = torch.where(a, y, x), torch.where(a, s_y, s_x), torch.where(accepted, lp_y, lp_x)
+        accepted = metropolis_accept(log_alpha, g)  # NaN rejects
+        x, s_x, lp_x = where_accepted(accepted, (y, s_y, lp_y), (x, s_x, lp_x))
         n_acc += float(accepted.double().mean())
         if callback is not None:
             callback({"i": i, "x": x, "step_size": eps, "accepted": accepted})
@@ -213,7 +194,7 @@ def sample_preconditioned_langevin(score_fn, x0: torch.Tensor, step_size: float,
 # -- underdamped (kinetic) Langevin ----------------------------------------------
 
 @torch.no_grad()
-def sample_kinetic_langevin(score_fn, x0: torch.Tensor, step_size: float, n_steps: int, *,
+def sample_kinetic_langevin(score_fn, x: torch.Tensor, step_size: float, n_steps: int, *,
                             friction: float = 1.0, mass=None, p0: torch.Tensor | None = None,
                             scheme: str = "BAOAB", return_momentum: bool = False, generator=None,
                             callback=None, stats=None):
@@ -239,7 +220,7 @@ def sample_kinetic_langevin(score_fn, x0: torch.Tensor, step_size: float, n_step
 
     Args:
         score_fn: callable (N, d) -> (N, d).
-        x0: (N, d) starting positions (not modified).
+        x: (N, d) starting positions (not modified).
         step_size: h > 0.
         n_steps: number of steps.
         friction: gamma >= 0 (0 gives energy-conserving Hamiltonian flow, no noise).
@@ -255,28 +236,26 @@ def sample_kinetic_langevin(score_fn, x0: torch.Tensor, step_size: float, n_step
         (N, d) final positions, or ``(x, p)`` with ``return_momentum=True``.
     """
     check_callable(score_fn, "score_fn", "mapping (N, d) points to (N, d) scores")
-    x = check_start(x0)
+    x = check_start(x)
     h = check_positive(step_size, "step_size")
     n_steps = check_count(n_steps, "n_steps")
     gamma = check_positive(friction, "friction", allow_zero=True)
-    if scheme not in ("BAOAB", "OBABO"):
-        raise ValueError(f"scheme: expected 'BAOAB' or 'OBABO', got {scheme!r}")
-    if not isinstance(return_momentum, bool):
-        raise TypeError(f"return_momentum: expected a bool, got {type(return_momentum).__name__}")
+    check_choice(scheme, "scheme", ("BAOAB", "OBABO"))
+    check_bool(return_momentum, "return_momentum")
     M = _SPDMatrix(1.0 if mass is None else mass, x.shape[1], "mass", x.dtype)
     g = check_generator(generator)
     check_callback_stats(callback, stats)
     if p0 is None:
-        p = M.sqrt_mul(_randn(x.shape, g, x))
+        p = M.sqrt_mul(gaussian_like(x, g))
     else:
         if not isinstance(p0, torch.Tensor) or p0.shape != x.shape or not p0.is_floating_point():
             got = tuple(p0.shape) if isinstance(p0, torch.Tensor) else type(p0).__name__
-            raise ValueError(f"p0: expected a floating tensor of shape {tuple(x.shape)} like x0, got {got}")
+            raise ValueError(f"p0: expected a floating tensor of shape {tuple(x.shape)} like x, got {got}")
         p = p0.detach().to(x.dtype).clone()
 
     def ou(p: torch.Tensor, dt: float) -> torch.Tensor:
         c = math.exp(-gamma * dt)
-        return c * p + math.sqrt(max(0.0, 1.0 - c * c)) * M.sqrt_mul(_randn(p.shape, g, p))
+        return c * p + math.sqrt(max(0.0, 1.0 - c * c)) * M.sqrt_mul(gaussian_like(p, g))
 
     s = _score(score_fn, x)
     for i in range(n_steps):
@@ -304,7 +283,7 @@ def sample_kinetic_langevin(score_fn, x0: torch.Tensor, step_size: float, n_step
 # -- Hamiltonian Monte Carlo -------------------------------------------------------
 
 @torch.no_grad()
-def sample_hmc(score_fn, log_prob_fn, x0: torch.Tensor, step_size: float, n_leapfrog: int, n_steps: int, *,
+def sample_hmc(score_fn, log_prob_fn, x: torch.Tensor, step_size: float, n_leapfrog: int, n_steps: int, *,
                mass=None, step_jitter: float = 0.0, generator=None, callback=None, stats=None) -> torch.Tensor:
     """Hamiltonian Monte Carlo with leapfrog and a Metropolis test (section 4.4.3, item 2).
 
@@ -327,7 +306,7 @@ def sample_hmc(score_fn, log_prob_fn, x0: torch.Tensor, step_size: float, n_leap
     Args:
         score_fn: callable (N, d) -> (N, d), the gradient of ``log_prob_fn``.
         log_prob_fn: callable (N, d) -> (N,), log-density up to a constant.
-        x0: (N, d) starting points (not modified).
+        x: (N, d) starting points (not modified).
         step_size: leapfrog step h > 0.
         n_leapfrog: leapfrog steps per iteration, L >= 1.
         n_steps: number of HMC iterations.
@@ -345,7 +324,7 @@ def sample_hmc(score_fn, log_prob_fn, x0: torch.Tensor, step_size: float, n_leap
     """
     check_callable(score_fn, "score_fn", "mapping (N, d) points to (N, d) scores")
     check_callable(log_prob_fn, "log_prob_fn", "mapping (N, d) points to (N,) log-densities")
-    x = check_start(x0)
+    x = check_start(x)
     h = h0 = check_positive(step_size, "step_size")
     n_leapfrog = check_count(n_leapfrog, "n_leapfrog", minimum=1)
     n_steps = check_count(n_steps, "n_steps")
@@ -359,7 +338,7 @@ def sample_hmc(score_fn, log_prob_fn, x0: torch.Tensor, step_size: float, n_leap
     s_x, lp_x = _score(score_fn, x), _log_prob(log_prob_fn, x)
     per_step = torch.zeros(n_steps, dtype=torch.float64)
     for i in range(n_steps):
-        p = M.sqrt_mul(_randn(x.shape, g, x))
+        p = M.sqrt_mul(gaussian_like(x, g))
         if jitter:
             u = torch.rand(x.shape[0], 1, generator=g, dtype=x.dtype, device=x.device)
             h = h0 * (1.0 + jitter * (2.0 * u - 1.0))    # (N, 1): one step per chain
@@ -375,9 +354,8 @@ def sample_hmc(score_fn, log_prob_fn, x0: torch.Tensor, step_size: float, n_leap
                 path.append(y)
         lp_y = _log_prob(log_prob_fn, y)
         H_new = -lp_y + 0.5 * M.inv_sqrt_norm2(p)
-        accepted = _log_uniform(x.shape[0], g, x) < (H_old - H_new)  # NaN (diverged) rejects
-        a = accepted.unsqueeze(-1)
-        x, s_x, lp_x = torch.where(a, y, x), torch.where(a, s_y, s_x), torch.where(accepted, lp_y, lp_x)
+        accepted = metropolis_accept(H_old - H_new, g)  # NaN (diverged) rejects
+        x, s_x, lp_x = where_accepted(accepted, (y, s_y, lp_y), (x, s_x, lp_x))
         per_step[i] = accepted.double().mean()
         if callback is not None:
             callback({"i": i, "x": x, "step_size": h0, "accepted": accepted, "path": torch.stack(path)})
@@ -391,19 +369,8 @@ def sample_hmc(score_fn, log_prob_fn, x0: torch.Tensor, step_size: float, n_leap
 
 # -- parallel tempering --------------------------------------------------------------
 
-def _check_temperatures(temperatures) -> torch.Tensor:
-    t = as_float_tensor(temperatures, "temperatures", torch.float64)
-    if t.ndim != 1 or t.numel() == 0:
-        raise ValueError(f"temperatures: expected a non-empty 1-D sequence, got shape {tuple(t.shape)}")
-    if not bool(torch.isfinite(t).all()) or float(t[0]) != 1.0:
-        raise ValueError(f"temperatures: expected finite values starting at exactly 1.0 (the target), got {t.tolist()}")
-    if t.numel() > 1 and not bool((t[1:] > t[:-1]).all()):
-        raise ValueError(f"temperatures: expected a strictly increasing sequence, got {t.tolist()}")
-    return t
-
-
 @torch.no_grad()
-def sample_parallel_tempering(score_fn, log_prob_fn, x0: torch.Tensor, temperatures, step_size, n_steps: int, *,
+def sample_parallel_tempering(score_fn, log_prob_fn, x: torch.Tensor, temperatures, step_size, n_steps: int, *,
                               swap_every: int = 1, local: str = "mala", return_all: bool = False,
                               generator=None, callback=None, stats=None) -> torch.Tensor:
     """Parallel tempering (replica exchange) with Langevin/MALA local moves (section 4.4.3, item 3).
@@ -420,12 +387,12 @@ def sample_parallel_tempering(score_fn, log_prob_fn, x0: torch.Tensor, temperatu
     samples ``p`` exactly (with ``local="mala"``) while inheriting the hot replicas' mode hops.
     Swaps alternate between the even pairs (0,1), (2,3), ... and the odd pairs (1,2), (3,4), ...
     (the deterministic even–odd scheme), so a state can climb the ladder in consecutive rounds.
-    Each of the N columns of ``x0`` is an independent tempering system.
+    Each of the N columns of ``x`` is an independent tempering system.
 
     Args:
         score_fn: callable (M, d) -> (M, d), the score of the target (T = 1).
         log_prob_fn: callable (M, d) -> (M,), its log-density up to a constant.
-        x0: (N, d) starting points shared by every replica, or (K, N, d) one set per replica.
+        x: (N, d) starting points shared by every replica, or (K, N, d) one set per replica.
         temperatures: (K,) strictly increasing, starting at exactly 1.0.
         step_size: local step: a number for every replica, or a (K,) sequence, one per temperature
             (a tempered Gaussian of variance ``T s^2`` tolerates a step ``T`` times larger).
@@ -448,14 +415,18 @@ def sample_parallel_tempering(score_fn, log_prob_fn, x0: torch.Tensor, temperatu
     """
     check_callable(score_fn, "score_fn", "mapping (M, d) points to (M, d) scores")
     check_callable(log_prob_fn, "log_prob_fn", "mapping (M, d) points to (M,) log-densities")
-    temps = _check_temperatures(temperatures)
+    temps = check_levels(temperatures, "temperatures", order="increasing", dtype=torch.float64,
+                         what="temperatures")
+    if float(temps[0]) != 1.0:
+        raise ValueError(f"temperatures: expected values starting at exactly 1.0 (the target), got {temps.tolist()}")
     K = temps.numel()
-    if isinstance(x0, torch.Tensor) and x0.ndim == 3:
-        if x0.shape[0] != K:
-            raise ValueError(f"x0: expected (N, d) or ({K}, N, d) for {K} temperatures, got {tuple(x0.shape)}")
-        x = torch.stack([check_start(x0[k], "(N, d) or (K, N, d)") for k in range(K)])
+    start = "(N, d) or (K, N, d)"
+    if isinstance(x, torch.Tensor) and x.ndim == 3:
+        if x.shape[0] != K:
+            raise ValueError(f"x: expected (N, d) or ({K}, N, d) for {K} temperatures, got {tuple(x.shape)}")
+        x = torch.stack([check_start(x[k], shape=start) for k in range(K)])
     else:
-        x = check_start(x0, "(N, d) or (K, N, d)").unsqueeze(0).repeat(K, 1, 1)
+        x = check_start(x, shape=start).unsqueeze(0).repeat(K, 1, 1)
     _, N, d = x.shape
     eps = as_float_tensor(step_size, "step_size", torch.float64)
     if eps.ndim == 0:
@@ -463,14 +434,11 @@ def sample_parallel_tempering(score_fn, log_prob_fn, x0: torch.Tensor, temperatu
     if eps.shape != (K,):
         raise ValueError(f"step_size: expected a number or a ({K},) sequence (one per temperature), "
                          f"got shape {tuple(eps.shape)}")
-    if not bool(torch.isfinite(eps).all()) or not bool((eps > 0).all()):
-        raise ValueError(f"step_size: expected finite positive values, got {eps.tolist()}")
+    check_positive_values(eps, "step_size")
     n_steps = check_count(n_steps, "n_steps")
     swap_every = check_count(swap_every, "swap_every", minimum=1)
-    if local not in ("mala", "langevin"):
-        raise ValueError(f"local: expected 'mala' or 'langevin', got {local!r}")
-    if not isinstance(return_all, bool):
-        raise TypeError(f"return_all: expected a bool, got {type(return_all).__name__}")
+    check_choice(local, "local", ("mala", "langevin"))
+    check_bool(return_all, "return_all")
     g = check_generator(generator)
     check_callback_stats(callback, stats)
 
@@ -494,16 +462,15 @@ def sample_parallel_tempering(score_fn, log_prob_fn, x0: torch.Tensor, temperatu
 
     for i in range(n_steps):
         # local move on every replica, tempered score s / T
-        z = _randn(x.shape, g, x)
+        z = gaussian_like(x, g)
         y = x + eps_k * b3 * s + noise_k * z
         s_y, lp_y = evaluate(y)
         if local == "mala":
             back = x - y - eps_k * b3 * s_y
             log_alpha = beta[:, None] * (lp_y - lp) - (back * back).sum(-1) / (4.0 * eps_k[:, :, 0]) \
                 + 0.5 * (z * z).sum(-1)
-            accepted = _log_uniform(K * N, g, x).view(K, N) < log_alpha
-            a = accepted.unsqueeze(-1)
-            x, s, lp = torch.where(a, y, x), torch.where(a, s_y, s), torch.where(accepted, lp_y, lp)
+            accepted = metropolis_accept(log_alpha, g)
+            x, s, lp = where_accepted(accepted, (y, s_y, lp_y), (x, s, lp))
             acc += accepted.double().mean(-1)
         else:
             x, s, lp = y, s_y, lp_y
@@ -516,7 +483,7 @@ def sample_parallel_tempering(score_fn, log_prob_fn, x0: torch.Tensor, temperatu
             if lo.numel():
                 hi = lo + 1
                 log_r = (beta[lo] - beta[hi])[:, None] * (lp[hi] - lp[lo])     # (P, N)
-                ok = _log_uniform(lo.numel() * N, g, x).view(-1, N) < log_r
+                ok = metropolis_accept(log_r, g)
                 swapped = no_swap.clone()
                 swapped[lo] = ok
                 swap_acc[lo] += ok.double().mean(-1)

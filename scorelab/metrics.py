@@ -14,7 +14,7 @@ import math
 
 import torch
 
-from ._checks import as_points, check_generator
+from ._checks import as_points, check_callable, check_count, check_generator, check_output, check_positive
 
 __all__ = [
     "sliced_wasserstein",
@@ -66,8 +66,7 @@ def sliced_wasserstein(x: torch.Tensor, y: torch.Tensor, *, n_projections: int =
     ``(mean_theta W_p^p)^(1/p)``.  Identical clouds give exactly 0.
     """
     x, y = _two_clouds(x, y)
-    if n_projections < 1:
-        raise ValueError(f"n_projections: expected a positive int, got {n_projections}")
+    n_projections = check_count(n_projections, "n_projections", minimum=1)
     g = check_generator(generator)
     if g is None:
         g = torch.Generator().manual_seed(0)
@@ -121,9 +120,7 @@ def mmd(x: torch.Tensor, y: torch.Tensor, *, bandwidth: float | None = None) -> 
         off = d2[~torch.eye(len(z), dtype=torch.bool)]
         h2 = float(off.median().clamp_min(1e-12))
     else:
-        if bandwidth <= 0:
-            raise ValueError(f"bandwidth: expected a positive number, got {bandwidth}")
-        h2 = float(bandwidth) ** 2
+        h2 = check_positive(bandwidth, "bandwidth") ** 2
     k = torch.exp(-d2 / (2 * h2))
     n, m = x.shape[0], y.shape[0]
     kxx, kyy, kxy = k[:n, :n], k[n:, n:], k[:n, n:]
@@ -154,12 +151,11 @@ def mode_weights(x: torch.Tensor, modes) -> torch.Tensor:
 
 
 def _two_scores(score_fn, exact_score_fn, x):
-    if not (callable(score_fn) and callable(exact_score_fn)):
-        raise TypeError("score_fn, exact_score_fn: expected callables mapping (N, d) points to (N, d) scores")
+    check_callable(score_fn, "score_fn", "mapping (N, d) points to (N, d) scores")
+    check_callable(exact_score_fn, "exact_score_fn", "mapping (N, d) points to (N, d) scores")
     with torch.no_grad():
-        s, s_star = score_fn(x), exact_score_fn(x)
-    if s.shape != x.shape or s_star.shape != x.shape:
-        raise ValueError(f"scores: expected shape {tuple(x.shape)}, got {tuple(s.shape)} and {tuple(s_star.shape)}")
+        s = check_output(score_fn(x), x.shape, "score_fn", " (same as x)")
+        s_star = check_output(exact_score_fn(x), x.shape, "exact_score_fn", " (same as x)")
     return s.to(torch.float64), s_star.to(torch.float64)
 
 

@@ -26,29 +26,33 @@ import math
 import torch
 from torch import nn
 
-from ._checks import as_float_tensor, as_points, per_example
+from ._checks import (
+    as_points,
+    check_bool,
+    check_choice,
+    check_count,
+    check_levels,
+    check_positive,
+    check_positive_values,
+    check_seed,
+    per_example,
+)
 
-__all__ = ["MLPScore", "NoiseConditionalScoreNet", "EnergyScoreNet", "mlp"]
+__all__ = ["MLPScore", "NoiseConditionalScoreNet", "EnergyScoreNet", "mlp", "seeded"]
 
 CONDITIONINGS = ("log_sigma", "fourier", "embedding", "divide")
 
 
 # -- helpers --------------------------------------------------------------------
 
-def _check_int(value, name: str, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{name}: expected an int >= {minimum}, got {value!r}")
-    return value
-
-
 @contextlib.contextmanager
-def _seeded(seed):
-    """Run the body with ``torch.manual_seed(seed)`` without touching the global RNG state."""
-    if seed is None:
+def seeded(seed):
+    """Run the body (a network's construction) with ``torch.manual_seed(seed)`` inside
+    ``torch.random.fork_rng``, so the initial weights are reproducible and the global random
+    state is left untouched; ``seed=None`` draws from the global state as usual."""
+    if check_seed(seed) is None:
         yield
         return
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise TypeError(f"seed: expected None or an int, got {type(seed).__name__}")
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         yield
@@ -61,10 +65,9 @@ def mlp(d_in: int, d_out: int, hidden: int = 128, depth: int = 3, *, batch_norm:
     (Ioffe & Szegedy, 2015) before the SiLU.  The Linear layers are created in the same order
     either way, so one seed gives them the same initial weights with and without BatchNorm.
     """
-    d_in, d_out = _check_int(d_in, "d_in", 1), _check_int(d_out, "d_out", 1)
-    hidden, depth = _check_int(hidden, "hidden", 1), _check_int(depth, "depth", 1)
-    if not isinstance(batch_norm, bool):
-        raise TypeError(f"batch_norm: expected a bool, got {type(batch_norm).__name__}")
+    d_in, d_out = check_count(d_in, "d_in", 1), check_count(d_out, "d_out", 1)
+    hidden, depth = check_count(hidden, "hidden", 1), check_count(depth, "depth", 1)
+    check_bool(batch_norm, "batch_norm")
     layers: list[nn.Module] = []
     width = d_in
     for _ in range(depth):
@@ -77,21 +80,9 @@ def mlp(d_in: int, d_out: int, hidden: int = 128, depth: int = 3, *, batch_norm:
     return nn.Sequential(*layers)
 
 
-def _check_sigmas(sigmas) -> torch.Tensor:
-    s = as_float_tensor(sigmas, "sigmas", torch.float64).reshape(-1)
-    if s.numel() == 0:
-        raise ValueError("sigmas: expected at least one noise level")
-    if not bool(torch.isfinite(s).all()) or not bool((s > 0).all()):
-        raise ValueError(f"sigmas: expected finite positive noise levels, got {s.tolist()}")
-    return s
-
-
 def _sigma_per_example(sigma, x: torch.Tensor) -> torch.Tensor:
     """Noise levels (a number, one-element, (N,) or (N, 1) tensor) as a positive (N,) tensor like x."""
-    s = per_example(sigma, x, "sigma")
-    if not bool(torch.isfinite(s).all()) or not bool((s > 0).all()):
-        raise ValueError("sigma: expected finite positive noise levels")
-    return s
+    return check_positive_values(per_example(sigma, x, "sigma"), "sigma", "noise levels")
 
 
 # -- section 4.2: the unconstrained field --------------------------------------
@@ -116,9 +107,9 @@ class MLPScore(nn.Module):
     def __init__(self, dim: int, hidden: int = 128, depth: int = 3, seed: int | None = None, *,
                  batch_norm: bool = False):
         super().__init__()
-        self.dim = _check_int(dim, "dim", 1)
+        self.dim = check_count(dim, "dim", 1)
         self.batch_norm = batch_norm
-        with _seeded(seed):
+        with seeded(seed):
             self.net = mlp(dim, dim, hidden, depth, batch_norm=batch_norm)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -163,11 +154,9 @@ class NoiseConditionalScoreNet(nn.Module):
                  depth: int = 3, seed: int | None = None, *, n_fourier: int = 16,
                  fourier_scale: float = 1.0, embed_dim: int = 32):
         super().__init__()
-        self.dim = _check_int(dim, "dim", 1)
-        if conditioning not in CONDITIONINGS:
-            raise ValueError(f"conditioning: expected one of {CONDITIONINGS}, got {conditioning!r}")
-        self.conditioning = conditioning
-        s = _check_sigmas(sigmas)
+        self.dim = check_count(dim, "dim", 1)
+        self.conditioning = check_choice(conditioning, "conditioning", CONDITIONINGS)
+        s = check_levels(sigmas, "sigmas", dtype=torch.float64)
         if conditioning == "embedding" and torch.unique(s).numel() != s.numel():
             raise ValueError(f"sigmas: the embedding conditioning needs distinct noise levels, got {s.tolist()}")
         self.register_buffer("sigmas", s.to(torch.get_default_dtype()))
@@ -175,17 +164,16 @@ class NoiseConditionalScoreNet(nn.Module):
         center = float((log_s.max() + log_s.min()) / 2)
         half_width = float((log_s.max() - log_s.min()) / 2)
         self._log_center, self._log_scale = center, (half_width if half_width > 0 else 1.0)
-        with _seeded(seed):
+        with seeded(seed):
             if conditioning == "log_sigma":
                 c_dim = 1
             elif conditioning == "fourier":
-                _check_int(n_fourier, "n_fourier", 1)
-                if not float(fourier_scale) > 0:
-                    raise ValueError(f"fourier_scale: expected a positive number, got {fourier_scale!r}")
-                self.register_buffer("fourier_w", torch.randn(n_fourier) * float(fourier_scale))
+                check_count(n_fourier, "n_fourier", 1)
+                fourier_scale = check_positive(fourier_scale, "fourier_scale")
+                self.register_buffer("fourier_w", torch.randn(n_fourier) * fourier_scale)
                 c_dim = 2 * n_fourier
             elif conditioning == "embedding":
-                self.embedding = nn.Embedding(s.numel(), _check_int(embed_dim, "embed_dim", 1))
+                self.embedding = nn.Embedding(s.numel(), check_count(embed_dim, "embed_dim", 1))
                 c_dim = embed_dim
             else:
                 c_dim = 0
@@ -249,15 +237,15 @@ class EnergyScoreNet(nn.Module):
     def __init__(self, dim: int, hidden: int = 128, depth: int = 3, noise_conditional: bool = False,
                  sigmas=None, seed: int | None = None):
         super().__init__()
-        self.dim = _check_int(dim, "dim", 1)
+        self.dim = check_count(dim, "dim", 1)
         self.noise_conditional = bool(noise_conditional)
         self._log_center, self._log_scale = 0.0, 1.0
         if sigmas is not None:
-            log_s = torch.log(_check_sigmas(sigmas))
+            log_s = torch.log(check_levels(sigmas, "sigmas", dtype=torch.float64))
             self._log_center = float((log_s.max() + log_s.min()) / 2)
             half_width = float((log_s.max() - log_s.min()) / 2)
             self._log_scale = half_width if half_width > 0 else 1.0
-        with _seeded(seed):
+        with seeded(seed):
             self.net = mlp(dim + int(self.noise_conditional), 1, hidden, depth)
 
     def energy(self, x: torch.Tensor, sigma=None) -> torch.Tensor:

@@ -19,7 +19,13 @@ The quoted text sets the precision:
 - ``"3.1e-4"``, ``"2e-3"``: scientific notation with as many significant digits as written;
 - ``"45%"``, ``"4.5%"``: a fraction shown as a percentage (``value`` 0.45 reads "45%");
 - a leading sign, thousands separators (``"1,797"``) and a trailing ``"x"`` or ``"×"``
-  (a ratio, ``"10×"``) are allowed.
+  (a ratio, ``"10×"``) are allowed;
+- a bound, for prose that states one ("below 1e-10", "at least 1.5 times"): ``"<1e-10"``,
+  ``"≤3%"``, ``">1.5×"``, ``"≥0.99"`` (also ``"<="``, ``">="``) passes when the value lies on
+  that side of the number, compared exactly.
+
+A sentence that uses a number without claiming it (a section number, a parameter the text
+sets, a constant of a formula) needs no ``quote``; see CONTRIBUTING.md.
 """
 
 from __future__ import annotations
@@ -29,8 +35,9 @@ import re
 
 from .utils import fast_mode
 
-__all__ = ["QuoteMismatch", "quote", "render"]
+__all__ = ["QuoteMismatch", "number_of", "quote", "render"]
 
+_BOUND = re.compile(r"^(?P<op><=|>=|<|>|≤|≥)\s*(?P<number>.+)$")
 _FORMAT = re.compile(
     r"^(?P<sign>[-+−]?)(?P<int>\d{1,3}(?:,\d{3})+|\d+)(?:\.(?P<frac>\d+))?"
     r"(?:e(?P<exp>[-+]?\d+))?(?P<suffix>%|×|x)?$"
@@ -41,11 +48,27 @@ class QuoteMismatch(AssertionError):
     """A number quoted in the prose does not match the value computed for it."""
 
 
-def render(value: float, text: str) -> str:
-    """``value`` written with the precision and form of ``text`` (see the module docstring)."""
+def _parse(text: str):
     m = _FORMAT.match(text.strip())
     if m is None:
-        raise ValueError(f"text: expected a number such as '4.6', '0.20', '3.1e-4', '45%' or '10×', got {text!r}")
+        raise ValueError(f"text: expected a number such as '4.6', '0.20', '3.1e-4', '45%', '10×' or '<1e-10', "
+                         f"got {text!r}")
+    return m
+
+
+def number_of(text: str) -> float:
+    """The number ``text`` reads as (a percentage as a fraction): ``number_of("45%") == 0.45``."""
+    m = _parse(text)
+    v = float(f"{m['int'].replace(',', '')}.{m['frac'] or '0'}" + (f"e{m['exp']}" if m["exp"] else ""))
+    if m["sign"] in ("-", "−"):
+        v = -v
+    return v / 100.0 if m["suffix"] == "%" else v
+
+
+def render(value: float, text: str) -> str:
+    """``value`` written with the precision and form of ``text`` (see the module docstring; a bound
+    such as ``"<1e-10"`` has no precision to render and is an error here)."""
+    m = _parse(text)
     v = float(value)
     if not math.isfinite(v):
         return str(v)
@@ -69,21 +92,34 @@ def render(value: float, text: str) -> str:
     return out + suffix
 
 
+def _within(v: float, bound) -> bool:
+    limit = number_of(bound["number"])
+    op = {"≤": "<=", "≥": ">="}.get(bound["op"], bound["op"])
+    return {"<": v < limit, "<=": v <= limit, ">": v > limit, ">=": v >= limit}[op]
+
+
 def quote(value, text: str) -> str:
     """Check that ``value`` reads as ``text`` at the precision ``text`` shows; return ``text``.
 
     Under ``SCORELAB_FAST=1`` the value is not compared (the prose quotes the full settings).
 
     Raises:
-        QuoteMismatch: the rounded value differs from the quoted text.
+        QuoteMismatch: the rounded value differs from the quoted text (or lies on the wrong side
+            of a quoted bound).
         ValueError: ``text`` is not a number this helper can read.
     """
     try:
         v = float(value)
     except (TypeError, ValueError) as exc:
         raise TypeError(f"value: expected a number (or a one-element tensor), got {type(value).__name__}") from exc
-    got = render(v, text)
     want = text.strip()
+    bound = _BOUND.match(want)
+    if bound is not None:
+        _parse(bound["number"])
+        if not fast_mode() and not _within(v, bound):
+            raise QuoteMismatch(f"the prose quotes {want}, but the computation gives {v!r}, which is not")
+        return want
+    got = render(v, text)
     if got != want and not fast_mode():
         raise QuoteMismatch(f"the prose quotes {want}, but the computation gives {v!r}, which reads {got}")
     return want

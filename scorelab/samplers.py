@@ -1,15 +1,17 @@
 """Langevin samplers driven by a score function (sections 4.1.2 and 4.3.2).
 
-Every sampler is a plain function in the k-diffusion style::
+Every sampler follows the contract of CONTRIBUTING.md ("Samplers")::
 
-    x = sample_<name>(score_fn, x0, ..., *, generator=None, callback=None, stats=None)
+    x = sample_<name>(score_fn, x, step_size, n_steps, *, generator=None, callback=None, stats=None)
 
-- ``x0`` is an (N, d) floating tensor of starting points; it is never modified.
+- ``x`` is an (N, d) floating tensor of starting points; it is never modified.
 - ``score_fn(x) -> (N, d)`` approximates ``grad_x log p(x)``; the annealed sampler takes a
   noise-conditional ``score_fn(x, sigma)`` and passes ``sigma`` as a Python float.
 - ``generator`` (a ``torch.Generator`` or an int seed) is the only source of randomness.
-- ``callback`` is called after every step with a dict ``{"i", "x", "step_size", ...}``,
-  which is what ``scorelab.plotting.TrajectoryRecorder`` needs for an animation.
+- ``callback`` is called after every step with one dict whose keys are the same at every
+  step: ``"i"``, ``"x"`` and the keys each sampler lists (the annealed sampler is a
+  noise-level sampler: ``"sigma"`` and ``"denoised"``), which is what
+  ``scorelab.plotting.TrajectoryRecorder`` needs for an animation.
 - ``stats``, when a dict, is filled with ``"nfe"`` (number of score evaluations) and, for
   MALA, the acceptance rates.
 
@@ -25,24 +27,20 @@ import math
 import torch
 
 from ._checks import (
-    as_float_tensor,
+    check_bool,
     check_callable,
     check_callback_stats,
     check_count,
     check_generator,
+    check_levels,
     check_positive,
     check_start,
     checked_log_prob,
     checked_score,
 )
+from ._random import gaussian_like, metropolis_accept, where_accepted
 
 __all__ = ["sample_langevin", "sample_mala", "sample_annealed_langevin", "geometric_sigmas"]
-
-
-# -- validation helpers ----------------------------------------------------------
-
-def _noise(x: torch.Tensor, generator) -> torch.Tensor:
-    return torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)
 
 
 # -- noise schedule ------------------------------------------------------------
@@ -66,8 +64,7 @@ def geometric_sigmas(sigma_max: float, sigma_min: float, n_levels: int, *,
     """
     sigma_max = check_positive(sigma_max, "sigma_max")
     sigma_min = check_positive(sigma_min, "sigma_min")
-    if isinstance(n_levels, bool) or not isinstance(n_levels, int) or n_levels < 1:
-        raise ValueError(f"n_levels: expected a positive int, got {n_levels!r}")
+    n_levels = check_count(n_levels, "n_levels", minimum=1)
     if n_levels == 1:
         if sigma_max != sigma_min:
             raise ValueError(f"n_levels=1 needs sigma_max == sigma_min, got {sigma_max} and {sigma_min}")
@@ -79,23 +76,12 @@ def geometric_sigmas(sigma_max: float, sigma_min: float, n_levels: int, *,
     return out.to(dtype or torch.get_default_dtype())
 
 
-def _check_sigmas(sigmas) -> list[float]:
-    s = as_float_tensor(sigmas, "sigmas", torch.float64)
-    if s.ndim != 1 or s.numel() == 0:
-        raise ValueError(f"sigmas: expected a non-empty 1-D sequence of noise levels, got shape {tuple(s.shape)}")
-    if not bool(torch.isfinite(s).all()) or not bool((s > 0).all()):
-        raise ValueError(f"sigmas: expected finite positive noise levels, got {s.tolist()}")
-    if s.numel() > 1 and not bool((s[1:] < s[:-1]).all()):
-        raise ValueError(f"sigmas: expected a strictly decreasing schedule (largest noise first), got {s.tolist()}")
-    return [float(v) for v in s]
-
-
 # -- samplers ------------------------------------------------------------------
 
-def _langevin_start(score_fn, x0, step_size, n_steps, generator, callback, stats):
+def _langevin_start(score_fn, x, step_size, n_steps, generator, callback, stats):
     """The checks shared by the fixed-step samplers: ``(x, eps, n_steps, generator)``."""
     check_callable(score_fn, "score_fn", "mapping (N, d) points to (N, d) scores")
-    x = check_start(x0)
+    x = check_start(x)
     eps = check_positive(step_size, "step_size")
     n_steps = check_count(n_steps, "n_steps")
     g = check_generator(generator)
@@ -104,7 +90,7 @@ def _langevin_start(score_fn, x0, step_size, n_steps, generator, callback, stats
 
 
 @torch.no_grad()
-def sample_langevin(score_fn, x0: torch.Tensor, step_size: float, n_steps: int, *,
+def sample_langevin(score_fn, x: torch.Tensor, step_size: float, n_steps: int, *,
                     generator=None, callback=None, stats=None) -> torch.Tensor:
     """Unadjusted Langevin algorithm (ULA), section 4.1.2.
 
@@ -115,20 +101,20 @@ def sample_langevin(score_fn, x0: torch.Tensor, step_size: float, n_steps: int, 
 
     Args:
         score_fn: callable (N, d) -> (N, d).
-        x0: (N, d) starting points (not modified).
+        x: (N, d) starting points (not modified).
         step_size: eps > 0.
-        n_steps: number of updates (0 returns a copy of ``x0``).
+        n_steps: number of updates (0 returns a copy of ``x``).
         generator: ``torch.Generator`` or int seed for the Gaussian noise.
         callback: called after each step with ``{"i", "x", "step_size"}``.
-        stats: dict filled with ``"nfe"``.
+        stats: dict filled with ``"nfe"`` (``n_steps``).
 
     Returns:
         (N, d) tensor of the final particles.
     """
-    x, eps, n_steps, g = _langevin_start(score_fn, x0, step_size, n_steps, generator, callback, stats)
+    x, eps, n_steps, g = _langevin_start(score_fn, x, step_size, n_steps, generator, callback, stats)
     noise_scale = math.sqrt(2.0 * eps)
     for i in range(n_steps):
-        x = x + eps * checked_score(score_fn(x), x) + noise_scale * _noise(x, g)
+        x = x + eps * checked_score(score_fn(x), x) + noise_scale * gaussian_like(x, g)
         if callback is not None:
             callback({"i": i, "x": x, "step_size": eps})
     if stats is not None:
@@ -137,7 +123,7 @@ def sample_langevin(score_fn, x0: torch.Tensor, step_size: float, n_steps: int, 
 
 
 @torch.no_grad()
-def sample_mala(score_fn, log_prob_fn, x0: torch.Tensor, step_size: float, n_steps: int, *,
+def sample_mala(score_fn, log_prob_fn, x: torch.Tensor, step_size: float, n_steps: int, *,
                 generator=None, callback=None, stats=None) -> torch.Tensor:
     """Metropolis-adjusted Langevin algorithm (MALA), section 4.1.2 (Roberts & Tweedie, 1996).
 
@@ -150,7 +136,7 @@ def sample_mala(score_fn, log_prob_fn, x0: torch.Tensor, step_size: float, n_ste
     Args:
         score_fn: callable (N, d) -> (N, d), the gradient of ``log_prob_fn``.
         log_prob_fn: callable (N, d) -> (N,), log-density up to an additive constant.
-        x0: (N, d) starting points (not modified).
+        x: (N, d) starting points (not modified).
         step_size: eps > 0.
         n_steps: number of proposals per particle.
         generator: ``torch.Generator`` or int seed (proposal noise and acceptance uniforms).
@@ -164,7 +150,7 @@ def sample_mala(score_fn, log_prob_fn, x0: torch.Tensor, step_size: float, n_ste
         (N, d) tensor of the final particles.
     """
     check_callable(log_prob_fn, "log_prob_fn", "mapping (N, d) points to (N,) log-densities")
-    x, eps, n_steps, g = _langevin_start(score_fn, x0, step_size, n_steps, generator, callback, stats)
+    x, eps, n_steps, g = _langevin_start(score_fn, x, step_size, n_steps, generator, callback, stats)
     noise_scale = math.sqrt(2.0 * eps)
 
     def log_q(to: torch.Tensor, frm: torch.Tensor, score_frm: torch.Tensor) -> torch.Tensor:
@@ -175,16 +161,12 @@ def sample_mala(score_fn, log_prob_fn, x0: torch.Tensor, step_size: float, n_ste
     lp_x = checked_log_prob(log_prob_fn(x), x)
     per_step = torch.zeros(n_steps, dtype=torch.float64)
     for i in range(n_steps):
-        y = x + eps * s_x + noise_scale * _noise(x, g)
+        y = x + eps * s_x + noise_scale * gaussian_like(x, g)
         s_y = checked_score(score_fn(y), y)
         lp_y = checked_log_prob(log_prob_fn(y), y)
         log_alpha = lp_y - lp_x + log_q(x, y, s_y) - log_q(y, x, s_x)
-        u = torch.rand(x.shape[0], generator=g, dtype=x.dtype, device=x.device)
-        accepted = torch.log(u) < log_alpha  # NaN log_alpha (e.g. lp_y = -inf) rejects
-        a = accepted.unsqueeze(-1)
-        x = torch.where(a, y, x)
-        s_x = torch.where(a, s_y, s_x)
-        lp_x = torch.where(accepted, lp_y, lp_x)
+        accepted = metropolis_accept(log_alpha, g)  # NaN log_alpha (e.g. lp_y = -inf) rejects
+        x, s_x, lp_x = where_accepted(accepted, (y, s_y, lp_y), (x, s_x, lp_x))
         per_step[i] = accepted.double().mean()
         if callback is not None:
             callback({"i": i, "x": x, "step_size": eps, "accepted": accepted})
@@ -197,7 +179,7 @@ def sample_mala(score_fn, log_prob_fn, x0: torch.Tensor, step_size: float, n_ste
 
 
 @torch.no_grad()
-def sample_annealed_langevin(score_fn, x0: torch.Tensor, sigmas, *, eps: float, n_steps_each: int,
+def sample_annealed_langevin(score_fn, x: torch.Tensor, sigmas, *, eps: float, n_steps_each: int,
                              denoise: bool = True, generator=None, callback=None, stats=None) -> torch.Tensor:
     """Annealed Langevin dynamics, Song & Ermon (2019) Algorithm 1, section 4.3.2.
 
@@ -214,27 +196,30 @@ def sample_annealed_langevin(score_fn, x0: torch.Tensor, sigmas, *, eps: float, 
 
     Args:
         score_fn: noise-conditional callable ``(x (N, d), sigma: float) -> (N, d)``.
-        x0: (N, d) starting points (not modified), e.g. uniform noise or ``sigma_1 * randn``.
+        x: (N, d) starting points (not modified), e.g. uniform noise or ``sigma_1 * randn``.
         sigmas: (L,) strictly decreasing positive noise levels (see ``geometric_sigmas``).
         eps: base step size, the step used at the smallest level.
         n_steps_each: Langevin steps per level, T.
         denoise: apply the final Tweedie step.
         generator: ``torch.Generator`` or int seed.
-        callback: called after each step with ``{"i", "x", "step_size", "sigma", "level",
-            "denoise"}``; ``i`` counts all steps, ``level`` is the 0-based noise index, and the
-            final Tweedie step (if any) is reported with ``denoise=True``.
+        callback: called after each step with ``{"i", "x", "sigma", "denoised", "step_size",
+            "level", "denoise"}``: ``i`` counts all steps, ``sigma`` is the noise level whose score
+            the step used, ``denoised`` Tweedie's estimate ``x + sigma^2 score_fn(x, sigma)`` at the
+            point where that score was evaluated (the state before the step), ``step_size`` the
+            step ``alpha_i``, ``level`` the 0-based index of sigma; the final Tweedie step (if
+            any) is reported with ``denoise=True`` (``False`` for every Langevin step), and
+            there ``denoised`` is the result.
         stats: dict filled with ``"nfe"`` (``L * T``, plus one for the denoising step).
 
     Returns:
         (N, d) tensor of the final samples.
     """
     check_callable(score_fn, "score_fn", "(x of shape (N, d), sigma: float) -> (N, d)")
-    x = check_start(x0)
-    levels = _check_sigmas(sigmas)
+    x = check_start(x)
+    levels = check_levels(sigmas, "sigmas", order="decreasing", dtype=torch.float64).tolist()
     eps = check_positive(eps, "eps")
     n_steps_each = check_count(n_steps_each, "n_steps_each")
-    if not isinstance(denoise, bool):
-        raise TypeError(f"denoise: expected a bool, got {type(denoise).__name__}")
+    check_bool(denoise, "denoise")
     g = check_generator(generator)
     check_callback_stats(callback, stats)
     sigma_last = levels[-1]
@@ -243,9 +228,12 @@ def sample_annealed_langevin(score_fn, x0: torch.Tensor, sigmas, *, eps: float, 
         alpha = eps * sigma**2 / sigma_last**2
         noise_scale = math.sqrt(2.0 * alpha)
         for _ in range(n_steps_each):
-            x = x + alpha * checked_score(score_fn(x, sigma), x) + noise_scale * _noise(x, g)
+            s = checked_score(score_fn(x, sigma), x)
+            x_new = x + alpha * s + noise_scale * gaussian_like(x, g)
             if callback is not None:
-                callback({"i": i, "x": x, "step_size": alpha, "sigma": sigma, "level": level, "denoise": False})
+                callback({"i": i, "x": x_new, "sigma": sigma, "denoised": x + sigma**2 * s, "step_size": alpha,
+                          "level": level, "denoise": False})
+            x = x_new
             i += 1
     nfe = i
     if denoise:
@@ -253,8 +241,8 @@ def sample_annealed_langevin(score_fn, x0: torch.Tensor, sigmas, *, eps: float, 
         x = x + step * checked_score(score_fn(x, sigma_last), x)
         nfe += 1
         if callback is not None:
-            callback({"i": i, "x": x, "step_size": step, "sigma": sigma_last, "level": len(levels) - 1,
-                      "denoise": True})
+            callback({"i": i, "x": x, "sigma": sigma_last, "denoised": x, "step_size": step,
+                      "level": len(levels) - 1, "denoise": True})
     if stats is not None:
         stats["nfe"] = nfe
     return x

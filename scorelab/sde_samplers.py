@@ -1,19 +1,24 @@
 """Samplers for the score SDE: reverse SDE, predictor-corrector, probability-flow ODE (4.5.2-4.5.3).
 
-Every sampler is a plain function in the k-diffusion style::
+Every sampler follows the contract of CONTRIBUTING.md ("Samplers")::
 
-    x = sample_<name>(score_fn, x, sde, *, ..., t_eps=1e-3, denoise=True,
+    x = sample_<name>(score_fn, x, sde, *, <grid arguments>, denoise=True,
                       generator=None, callback=None, stats=None)
 
 - ``score_fn(x, t)`` is a time-conditional score, x (N, ...) and t (N,) -> shaped like x
   (``scorelab.sdes.exact_score_fn`` gives the exact one of a toy distribution).
 - ``x`` is a batch drawn from the prior at ``t = T`` (``sde.prior_sampling``); it is not modified.
 - Time runs from ``sde.T`` down to a small ``t_eps > 0``, where the score of the data
-  distribution may be singular.  ``denoise=True`` then applies one Tweedie step
-  ``E[x_0 | x_t] = (x + sigma^2 s(x, t)) / alpha`` at ``t_eps`` (one more score evaluation).
-- ``callback`` receives ``{"i", "x", "t", ...}`` after every step (``t`` is the time reached),
-  which is all ``scorelab.plotting.TrajectoryRecorder`` needs; ``stats["nfe"]`` counts score
-  evaluations.
+  distribution may be singular.  The grid is given either by ``n_steps`` and ``t_eps`` or by an
+  explicit decreasing ``ts``, never both (that raises a ValueError).  ``denoise=True`` then
+  applies one Tweedie step ``E[x_0 | x_t] = (x + sigma^2 s(x, t)) / alpha`` at the last time
+  (one more score evaluation).
+- ``callback`` receives one dict after every step with the same keys at every step:
+  ``"i"``, ``"x"``, ``"t"`` (the time reached; 0 after the Tweedie step), ``"denoise"`` (True
+  only for the Tweedie step) and, wherever the step evaluated the score, ``"denoised"``:
+  Tweedie's estimate ``(x + sigma(t)^2 s(x, t)) / alpha(t)`` at the point and time of that
+  evaluation (the first one of the step); each sampler lists its other keys.  That is all
+  ``scorelab.plotting.TrajectoryRecorder`` needs.  ``stats["nfe"]`` counts score evaluations.
 
 The loops cost NFE score evaluations and a handful of element-wise operations per step:
 the time grid and every coefficient (``f``, ``g``, ``alpha``, ``sigma`` on the grid) are
@@ -30,8 +35,24 @@ from itertools import pairwise
 
 import torch
 
-from ._checks import all_finite, check_callback_stats, check_count, check_generator, check_positive
-from .sdes import SDE, _check_x
+from ._checks import (
+    check_batch,
+    check_bool,
+    check_callable,
+    check_callback_stats,
+    check_choice,
+    check_count,
+    check_generator,
+    check_output,
+    check_positive,
+    check_start,
+    check_t_eps,
+    check_time_grid,
+    check_type,
+)
+from ._ode import solve_ode
+from ._random import gaussian_like
+from .sdes import SDE
 
 __all__ = [
     "simulate_forward",
@@ -47,6 +68,9 @@ __all__ = [
     "sample_dpm_solver_2",
 ]
 
+_SDE_TYPES = "a scorelab SDE (VESDE, VPSDE, SubVPSDE)"
+_T_EPS = 1e-3  # the default last time of a grid
+
 
 # -- set-up shared by every sampler ----------------------------------------------------
 
@@ -54,8 +78,7 @@ class _Scorer:
     """Calls ``score_fn`` with a broadcast (N,) time, checks the output once, counts evaluations."""
 
     def __init__(self, score_fn, x: torch.Tensor):
-        if not callable(score_fn):
-            raise TypeError("score_fn: expected a callable (x (N, ...), t (N,)) -> tensor shaped like x")
+        check_callable(score_fn, "score_fn", "(x (N, ...), t (N,)) -> tensor shaped like x")
         self.fn, self.shape, self.n, self.nfe = score_fn, x.shape, x.shape[0], 0
         self.dtype, self.device = x.dtype, x.device
         self._checked = False
@@ -65,32 +88,16 @@ class _Scorer:
         s = self.fn(x, tt)
         self.nfe += 1
         if not self._checked:
-            if not isinstance(s, torch.Tensor) or s.shape != self.shape:
-                got = tuple(s.shape) if isinstance(s, torch.Tensor) else type(s).__name__
-                raise ValueError(f"score_fn: expected an output of shape {tuple(self.shape)} (same as x), got {got}")
+            check_output(s, self.shape, "score_fn", " (same as x)")
             self._checked = True
         return s if s.dtype == self.dtype else s.to(self.dtype)
 
 
 def _start(score_fn, x, sde, callback, stats):
-    if not isinstance(sde, SDE):
-        raise TypeError(f"sde: expected a scorelab SDE (VESDE, VPSDE, SubVPSDE), got {type(sde).__name__}")
-    x = _check_x(x).detach()  # no copy: every update below makes a new tensor, x is never written to
-    if not all_finite(x):
-        raise ValueError("x: expected finite values, got NaN or inf")
+    check_type(sde, SDE, "sde", _SDE_TYPES)
+    x = check_start(x, images=True, copy=False)  # no copy: every update makes a new tensor, x is never written to
     check_callback_stats(callback, stats)
     return x, _Scorer(score_fn, x)
-
-
-def _check_t_eps(t_eps, sde: SDE) -> float:
-    t_eps = check_positive(t_eps, "t_eps")
-    if not t_eps < sde.T:
-        raise ValueError(f"t_eps: expected 0 < t_eps < T = {sde.T}, got {t_eps}")
-    return t_eps
-
-
-def _n_steps(n, name="n_steps") -> int:
-    return check_count(n, name, minimum=1)
 
 
 def _coef(fn, ts: torch.Tensor) -> list[float]:
@@ -98,13 +105,13 @@ def _coef(fn, ts: torch.Tensor) -> list[float]:
     return fn(ts).tolist()
 
 
-def time_grid(sde: SDE, n_steps: int, t_eps: float = 1e-3) -> torch.Tensor:
+def time_grid(sde: SDE, n_steps: int, t_eps: float = _T_EPS) -> torch.Tensor:
     """Uniform decreasing grid ``T = t_0 > t_1 > ... > t_n = t_eps`` (section 4.5.2): (n_steps + 1,) float64."""
-    n_steps = _n_steps(n_steps)
-    return torch.linspace(sde.T, _check_t_eps(t_eps, sde), n_steps + 1, dtype=torch.float64)
+    n_steps = check_count(n_steps, "n_steps", minimum=1)
+    return torch.linspace(sde.T, check_t_eps(t_eps, sde.T), n_steps + 1, dtype=torch.float64)
 
 
-def karras_times(sde: SDE, n_steps: int, t_eps: float = 1e-3, rho: float = 7.0) -> torch.Tensor:
+def karras_times(sde: SDE, n_steps: int, t_eps: float = _T_EPS, rho: float = 7.0) -> torch.Tensor:
     """Times whose noise levels follow Karras et al. (2022)'s spacing (section 4.5.3), (n_steps + 1,) float64.
 
     With ``r = sde.noise_ratio(t)`` (the sigma of the rescaled variable ``x / alpha``),
@@ -120,47 +127,49 @@ def karras_times(sde: SDE, n_steps: int, t_eps: float = 1e-3, rho: float = 7.0) 
 
 def _karras_ratios(sde: SDE, n_steps, t_eps, rho) -> tuple[torch.Tensor, torch.Tensor]:
     """Karras et al.'s noise ratios ``r_0 = r(T) > ... > r_n = r(t_eps)`` and the end times ``(T, t_eps)``."""
-    n_steps = _n_steps(n_steps)
+    n_steps = check_count(n_steps, "n_steps", minimum=1)
     rho = check_positive(rho, "rho")
-    ends = torch.tensor([sde.T, _check_t_eps(t_eps, sde)], dtype=torch.float64)
+    ends = torch.tensor([sde.T, check_t_eps(t_eps, sde.T)], dtype=torch.float64)
     r_max, r_min = sde.noise_ratio(ends).tolist()
     ramp = torch.linspace(0, 1, n_steps + 1, dtype=torch.float64)
     return (r_max ** (1 / rho) + ramp * (r_min ** (1 / rho) - r_max ** (1 / rho))) ** rho, ends
 
 
-def _grid(sde, n_steps, t_eps, ts) -> torch.Tensor:
+def _grid(sde, n_steps, t_eps, ts, default_steps: int) -> torch.Tensor:
+    """The decreasing time grid: ``time_grid(sde, n_steps, t_eps)``, or the explicit ``ts``
+    (then ``n_steps`` and ``t_eps`` must be left out, so that neither is silently ignored)."""
     if ts is None:
-        return time_grid(sde, n_steps, t_eps)
-    ts = torch.as_tensor(ts, dtype=torch.float64).reshape(-1)
-    if ts.numel() < 2 or not bool((ts[1:] < ts[:-1]).all()):
-        raise ValueError("ts: expected a strictly decreasing grid of at least two times")
-    if not (float(ts[0]) <= sde.T and float(ts[-1]) > 0):
-        raise ValueError(f"ts: expected times in (0, T = {sde.T}], got [{float(ts[-1])}, {float(ts[0])}]")
-    return ts
+        return time_grid(sde, default_steps if n_steps is None else n_steps, _T_EPS if t_eps is None else t_eps)
+    given = [name for name, v in (("n_steps", n_steps), ("t_eps", t_eps)) if v is not None]
+    if given:
+        raise ValueError(f"ts: expected either an explicit grid ts or n_steps and t_eps, got ts together with "
+                         f"{' and '.join(given)}")
+    return check_time_grid(ts, sde.T)
 
 
-def _denoise(scorer: _Scorer, x, sde: SDE, t: float, i: int, callback):
-    """Tweedie's formula ``E[x_0 | x_t] = (x + sigma(t)^2 s(x, t)) / alpha(t)`` (one score evaluation)."""
-    tt = torch.tensor([t], dtype=torch.float64)
-    a, s = float(sde.alpha(tt)), float(sde.sigma(tt))
-    x = (x + s * s * scorer(x, t)) / a
-    if callback is not None:
-        callback({"i": i, "x": x, "t": 0.0, "denoise": True})
-    return x
+def _denoiser(sde: SDE, ts: torch.Tensor):
+    """``denoised(x, s, k) = (x + sigma_k^2 s) / alpha_k``: Tweedie's estimate of ``x_0`` from the
+    score s at x and time ``ts[k]`` (only built when a callback asks for it)."""
+    alpha, sig2 = _coef(sde.alpha, ts), [v * v for v in _coef(sde.sigma, ts)]
+    return lambda x, s, k: torch.add(x, s, alpha=sig2[k]).div_(alpha[k])
 
 
-def _finish(scorer, x, sde, t_last, i, denoise, callback, stats):
-    if not isinstance(denoise, bool):
-        raise TypeError(f"denoise: expected a bool, got {type(denoise).__name__}")
+def _finish(scorer, x, sde, t_last, i, denoise, callback, stats, report):
+    """The optional final Tweedie step ``E[x_0 | x_t] = (x + sigma(t)^2 s(x, t)) / alpha(t)`` at
+    ``t_last`` (one score evaluation), reported to the callback with the sampler's other keys,
+    ``report(x)`` (and ``"denoised"``, the result itself; ``report=None``: neither), and
+    ``stats["nfe"]``."""
+    check_bool(denoise, "denoise")
     if denoise:
-        x = _denoise(scorer, x, sde, t_last, i, callback)
+        tt = torch.tensor([t_last], dtype=torch.float64)
+        a, s = float(sde.alpha(tt)), float(sde.sigma(tt))
+        x = (x + s * s * scorer(x, t_last)) / a
+        if callback is not None:
+            extra = {} if report is None else {"denoised": x, **report(x)}
+            callback({"i": i, "x": x, "t": 0.0, **extra, "denoise": True})
     if stats is not None:
         stats["nfe"] = scorer.nfe
     return x
-
-
-def _randn(x, g):
-    return torch.randn(x.shape, generator=g, dtype=x.dtype, device=x.device)
 
 
 # -- section 4.5.2: the forward SDE ------------------------------------------------------
@@ -185,15 +194,13 @@ def simulate_forward(x0: torch.Tensor, sde: SDE, *, n_steps: int = 1000, t_end: 
     Returns:
         (N, ...) states at ``t_end``.
     """
-    if not isinstance(sde, SDE):
-        raise TypeError(f"sde: expected a scorelab SDE, got {type(sde).__name__}")
-    x = _check_x(x0, "x0").detach().clone()
-    n_steps = _n_steps(n_steps)
+    check_type(sde, SDE, "sde", _SDE_TYPES)
+    x = check_batch(x0, "x0", images=True).detach().clone()
+    n_steps = check_count(n_steps, "n_steps", minimum=1)
     t_end = sde.T if t_end is None else check_positive(t_end, "t_end")
     if t_end > sde.T:
         raise ValueError(f"t_end: expected a time in (0, T = {sde.T}], got {t_end}")
-    if callback is not None and not callable(callback):
-        raise TypeError(f"callback: expected None or a callable taking a dict, got {type(callback).__name__}")
+    check_callback_stats(callback, None)
     g = check_generator(generator)
     ts = torch.linspace(0, t_end, n_steps + 1, dtype=torch.float64)
     h = t_end / n_steps
@@ -201,7 +208,7 @@ def simulate_forward(x0: torch.Tensor, sde: SDE, *, n_steps: int = 1000, t_end: 
     c_z = [gi * math.sqrt(h) for gi in _coef(sde.diffusion_coef, ts[:-1])]
     tl = ts.tolist()
     for i in range(n_steps):
-        x = (x * c_x[i]).add_(_randn(x, g), alpha=c_z[i])
+        x = (x * c_x[i]).add_(gaussian_like(x, g), alpha=c_z[i])
         if callback is not None:
             callback({"i": i, "x": x, "t": tl[i + 1]})
     return x
@@ -220,17 +227,18 @@ def _mean_norm(v: torch.Tensor) -> float:
     return float(torch.mv(flat.square(), flat.new_ones(flat.shape[1])).sqrt_().sum()) / flat.shape[0]
 
 
-def langevin_step_size(score: torch.Tensor, noise: torch.Tensor, snr: float, alpha: float = 1.0) -> float:
-    """Langevin corrector step ``eps = 2 alpha (snr |z| / |s|)^2`` (Song et al. 2021, Alg. 4/5; section 4.5.2).
+def langevin_step_size(score: torch.Tensor, noise: torch.Tensor, snr: float, corrector_alpha: float = 1.0) -> float:
+    """Langevin corrector step ``eps = 2 alpha_i (snr |z| / |s|)^2`` (Song et al. 2021, Alg. 4/5; section 4.5.2).
 
     ``|z|`` and ``|s|`` are the per-example norms of the noise and of the score averaged over
     the batch, so the update ``eps s + sqrt(2 eps) z`` has a drift ``snr`` times the size of
-    its noise.  ``alpha`` is ``sde.corrector_alpha`` (``1 - beta_i`` for VP, 1 for VE).
+    its noise.  ``corrector_alpha`` is the paper's ``alpha_i``, ``sde.corrector_alpha``
+    (``1 - beta_i`` for VP, 1 for VE; not the signal scale ``sde.alpha(t)``).
     """
     s_norm, z_norm = _mean_norm(score), _mean_norm(noise)
     if s_norm == 0:
         raise ValueError("score: the score is zero at every point; the snr step size is undefined")
-    return 2 * alpha * (snr * z_norm / s_norm) ** 2
+    return 2 * corrector_alpha * (snr * z_norm / s_norm) ** 2
 
 
 _PREDICTORS = ("euler_maruyama", "reverse_diffusion", None)
@@ -238,9 +246,9 @@ _CORRECTORS = ("langevin", None)
 
 
 @torch.no_grad()
-def sample_pc(score_fn, x: torch.Tensor, sde: SDE, *, n_steps: int = 1000,
+def sample_pc(score_fn, x: torch.Tensor, sde: SDE, *, n_steps: int | None = None,
               predictor: str | None = "reverse_diffusion", corrector: str | None = "langevin",
-              snr: float = 0.16, n_corrector_steps: int = 1, t_eps: float = 1e-3, ts=None,
+              snr: float = 0.16, n_corrector_steps: int = 1, t_eps: float | None = None, ts=None,
               denoise: bool = True, generator=None, callback=None, stats=None) -> torch.Tensor:
     """Predictor-corrector sampling of the reverse SDE, Song et al. (2021) Algorithm 1 (section 4.5.2).
 
@@ -260,33 +268,35 @@ def sample_pc(score_fn, x: torch.Tensor, sde: SDE, *, n_steps: int = 1000,
 
     Args:
         score_fn: ``(x (N, ...), t (N,)) -> shaped like x``.
-        x: (N, ...) prior samples at time T.
+        x: (N, ...) prior samples at time T (not modified).
         sde: the forward SDE.
-        n_steps: number of predictor steps (grid intervals).
+        n_steps, t_eps: the grid ``linspace(T, t_eps, n_steps + 1)`` (default 1000 steps down to
+            ``t_eps = 1e-3``): ``n_steps`` predictor steps (grid intervals).
+        ts: an explicit decreasing grid instead (e.g. ``karras_times``); it excludes
+            ``n_steps`` and ``t_eps``.
         snr: the corrector's signal-to-noise ratio r (0.16 in the paper for VE on CIFAR-10).
         n_corrector_steps: Langevin steps per grid point (M).
-        t_eps, ts: the grid ``linspace(T, t_eps, n_steps + 1)``, or an explicit decreasing ``ts``.
-        denoise: final Tweedie step at ``t_eps``.
+        denoise: final Tweedie step at the last time of the grid.
         generator: ``torch.Generator`` or int seed.
-        callback: called after each step with ``{"i", "x", "x_mean", "t", "step_size", "kind"}``
-            (``kind`` is ``"predictor"`` or ``"corrector"``).
+        callback: called after each update with ``{"i", "x", "t", "denoised", "x_mean",
+            "step_size", "kind", "denoise"}``: ``kind`` is ``"predictor"``, ``"corrector"`` or
+            (the Tweedie step) ``"denoise"``; ``x_mean`` the update without its noise;
+            ``step_size`` the time step ``h`` of a predictor update, the Langevin step ``eps``
+            of a corrector update, ``t_eps`` for the Tweedie step; ``i`` counts all updates.
         stats: filled with ``"nfe" = n_steps * (1 + M)`` (+1 with ``denoise``).
 
     Returns:
         (N, ...) samples.
     """
     x, score = _start(score_fn, x, sde, callback, stats)
-    if predictor not in _PREDICTORS:
-        raise ValueError(f"predictor: expected one of {_PREDICTORS}, got {predictor!r}")
-    if corrector not in _CORRECTORS:
-        raise ValueError(f"corrector: expected one of {_CORRECTORS}, got {corrector!r}")
+    check_choice(predictor, "predictor", _PREDICTORS)
+    check_choice(corrector, "corrector", _CORRECTORS)
     if predictor is None and corrector is None:
         raise ValueError("predictor, corrector: at least one of them must be set")
-    ts = _grid(sde, _n_steps(n_steps) if ts is None else 1, t_eps, ts)
+    ts = _grid(sde, n_steps, t_eps, ts, default_steps=1000)
     snr = check_positive(snr, "snr")
-    m = n_corrector_steps if corrector is not None else 0
-    if isinstance(m, bool) or not isinstance(m, int) or m < 0:
-        raise ValueError(f"n_corrector_steps: expected a non-negative int, got {n_corrector_steps!r}")
+    m = check_count(n_corrector_steps, "n_corrector_steps") if corrector is not None else 0
+    check_bool(denoise, "denoise")
     g = check_generator(generator)
 
     t_now, t_next = ts[:-1], ts[1:]
@@ -301,6 +311,7 @@ def sample_pc(score_fn, x: torch.Tensor, sde: SDE, *, n_steps: int = 1000,
         c_x, c_s, c_z = (1 - a).tolist(), (G * G).tolist(), G.tolist()
     if m:
         c_alpha = sde.corrector_alpha(t_next, h_t).tolist()
+    denoised = _denoiser(sde, ts) if callback is not None else None
 
     # The loop does the least work the algorithm allows: one score evaluation and one
     # Gaussian draw per update, and fused (multiply-)adds, so that its time stays close to
@@ -313,41 +324,52 @@ def sample_pc(score_fn, x: torch.Tensor, sde: SDE, *, n_steps: int = 1000,
                 x_mean = torch.add(x, s, alpha=c_s[i])
             else:
                 x_mean = (x * c_x[i]).add_(s, alpha=c_s[i])
-            x = torch.add(x_mean, _randn(x, g), alpha=c_z[i])
+            x_new = torch.add(x_mean, gaussian_like(x, g), alpha=c_z[i])
             if callback is not None:
-                callback({"i": step, "x": x, "x_mean": x_mean, "t": tn[i], "step_size": h[i], "kind": "predictor"})
+                callback({"i": step, "x": x_new, "t": tn[i], "denoised": denoised(x, s, i), "x_mean": x_mean,
+                          "step_size": h[i], "kind": "predictor", "denoise": False})
+            x = x_new
             step += 1
         for _ in range(m):
             s = score(x, tn[i])
-            z = _randn(x, g)
+            z = gaussian_like(x, g)
             eps = langevin_step_size(s, z, snr, c_alpha[i])
             x_mean = torch.add(x, s, alpha=eps)
-            x = torch.add(x_mean, z, alpha=math.sqrt(2 * eps))
+            x_new = torch.add(x_mean, z, alpha=math.sqrt(2 * eps))
             if callback is not None:
-                callback({"i": step, "x": x, "x_mean": x_mean, "t": tn[i], "step_size": eps, "kind": "corrector"})
+                callback({"i": step, "x": x_new, "t": tn[i], "denoised": denoised(x, s, i + 1), "x_mean": x_mean,
+                          "step_size": eps, "kind": "corrector", "denoise": False})
+            x = x_new
             step += 1
-    return _finish(score, x, sde, tn[-1], step, denoise, callback, stats)
+    return _finish(score, x, sde, tn[-1], step, denoise, callback, stats,
+                   report=lambda x: {"x_mean": x, "step_size": tn[-1], "kind": "denoise"})
 
 
-def sample_euler_maruyama(score_fn, x: torch.Tensor, sde: SDE, *, n_steps: int = 1000, t_eps: float = 1e-3,
-                          ts=None, denoise: bool = True, generator=None, callback=None, stats=None) -> torch.Tensor:
+def sample_euler_maruyama(score_fn, x: torch.Tensor, sde: SDE, *, n_steps: int | None = None,
+                          t_eps: float | None = None, ts=None, denoise: bool = True, generator=None, callback=None,
+                          stats=None) -> torch.Tensor:
     """Euler--Maruyama on the reverse-time SDE ``dx = [f x - g^2 s] dt + g dW`` (section 4.5.2).
 
     ``x <- x - (f(t) x - g(t)^2 s(x, t)) h + g(t) sqrt(h) z`` with ``h = t_i - t_{i+1}``; one score
-    evaluation per step.  Same as ``sample_pc(..., predictor="euler_maruyama", corrector=None)``.
+    evaluation per step.  Same as ``sample_pc(..., predictor="euler_maruyama", corrector=None)``:
+    the same grid arguments (``n_steps`` default 1000, ``t_eps`` default 1e-3, or ``ts``), callback
+    keys (``{"i", "x", "t", "denoised", "x_mean", "step_size", "kind", "denoise"}``) and NFE
+    (``n_steps``, +1 with ``denoise``).
     """
     return sample_pc(score_fn, x, sde, n_steps=n_steps, predictor="euler_maruyama", corrector=None, t_eps=t_eps,
                      ts=ts, denoise=denoise, generator=generator, callback=callback, stats=stats)
 
 
-def sample_reverse_diffusion(score_fn, x: torch.Tensor, sde: SDE, *, n_steps: int = 1000, t_eps: float = 1e-3,
-                             ts=None, denoise: bool = True, generator=None, callback=None,
-                             stats=None) -> torch.Tensor:
+def sample_reverse_diffusion(score_fn, x: torch.Tensor, sde: SDE, *, n_steps: int | None = None,
+                             t_eps: float | None = None, ts=None, denoise: bool = True, generator=None,
+                             callback=None, stats=None) -> torch.Tensor:
     """Reverse-diffusion predictor alone (Song et al. 2021, section 4.2 and Appendix E; our 4.5.2).
 
     Reverses the forward discretisation step by step: ``x <- x - a x + G^2 s + G z``, which for
     the VP SDE is DDPM's ancestral sampler to first order in ``beta_i`` and for VE is SMLD's.  Same as
-    ``sample_pc(..., predictor="reverse_diffusion", corrector=None)``.
+    ``sample_pc(..., predictor="reverse_diffusion", corrector=None)``: the same grid arguments,
+    callback keys (``{"i", "x", "t", "denoised", "x_mean", "step_size", "kind", "denoise"}``) and
+    NFE (``n_steps``, +1 with ``denoise``).
     """
     return sample_pc(score_fn, x, sde, n_steps=n_steps, predictor="reverse_diffusion", corrector=None,
                      t_eps=t_eps, ts=ts, denoise=denoise, generator=generator, callback=callback, stats=stats)
@@ -356,9 +378,9 @@ def sample_reverse_diffusion(score_fn, x: torch.Tensor, sde: SDE, *, n_steps: in
 # -- section 4.5.3: the probability-flow ODE ------------------------------------------
 
 @torch.no_grad()
-def sample_probability_flow(score_fn, x: torch.Tensor, sde: SDE, *, n_steps: int = 100, method: str = "heun",
-                            t_eps: float = 1e-3, ts=None, denoise: bool = True, callback=None,
-                            stats=None) -> torch.Tensor:
+def sample_probability_flow(score_fn, x: torch.Tensor, sde: SDE, *, n_steps: int | None = None,
+                            method: str = "heun", t_eps: float | None = None, ts=None, denoise: bool = True,
+                            callback=None, stats=None) -> torch.Tensor:
     """Fixed-step integration of the probability-flow ODE ``dx/dt = f(t) x - g(t)^2 s(x, t) / 2`` (4.5.3).
 
     Deterministic: the same prior sample always maps to the same output, and the marginals
@@ -367,44 +389,46 @@ def sample_probability_flow(score_fn, x: torch.Tensor, sde: SDE, *, n_steps: int
 
     Args:
         score_fn, x, sde: as in ``sample_pc``.
-        n_steps, t_eps, ts: the decreasing time grid (``ts`` overrides, e.g. ``karras_times``).
+        n_steps, t_eps: the grid ``linspace(T, t_eps, n_steps + 1)`` (default 100 steps, 1e-3).
+        ts: an explicit decreasing grid instead (e.g. ``karras_times``), without ``n_steps``, ``t_eps``.
         method: ``"euler"`` or ``"heun"``.
-        denoise: final Tweedie step at ``t_eps``.
-        callback: ``{"i", "x", "t", "step_size"}`` after each step.
+        denoise: final Tweedie step at the last time of the grid.
+        callback: ``{"i", "x", "t", "denoised", "step_size", "denoise"}`` after each step
+            (``step_size`` the time step; ``t_eps`` for the Tweedie step).
         stats: ``"nfe"``: ``n_steps`` (Euler) or ``2 n_steps`` (Heun), +1 with ``denoise``.
     """
     x, score = _start(score_fn, x, sde, callback, stats)
-    if method not in ("euler", "heun"):
-        raise ValueError(f"method: expected 'euler' or 'heun', got {method!r}")
-    ts = _grid(sde, _n_steps(n_steps) if ts is None else 1, t_eps, ts)
+    check_choice(method, "method", ("euler", "heun"))
+    ts = _grid(sde, n_steps, t_eps, ts, default_steps=100)
+    check_bool(denoise, "denoise")
     tl = ts.tolist()
     f = _coef(sde.drift_coef, ts)
     half_g2 = [0.5 * v * v for v in _coef(sde.diffusion_coef, ts)]
+    denoised = _denoiser(sde, ts) if callback is not None else None
 
-    def velocity(x, i):  # f x - (g^2 / 2) s, as a fresh tensor
-        s = score(x, tl[i])
+    def velocity(x, s, i):  # f x - (g^2 / 2) s, as a fresh tensor
         return s * -half_g2[i] if f[i] == 0.0 else (x * f[i]).sub_(s, alpha=half_g2[i])
 
     for i in range(len(tl) - 1):
         dt = tl[i + 1] - tl[i]  # negative: time runs backwards
-        v = velocity(x, i)
+        s = score(x, tl[i])
+        v = velocity(x, s, i)
         if method == "euler":
-            x = torch.add(x, v, alpha=dt)
+            x_new = torch.add(x, v, alpha=dt)
         else:
-            v2 = velocity(torch.add(x, v, alpha=dt), i + 1)
-            x = torch.add(x, v.add_(v2), alpha=0.5 * dt)
+            x_pred = torch.add(x, v, alpha=dt)
+            v2 = velocity(x_pred, score(x_pred, tl[i + 1]), i + 1)
+            x_new = torch.add(x, v.add_(v2), alpha=0.5 * dt)
         if callback is not None:
-            callback({"i": i, "x": x, "t": tl[i + 1], "step_size": -dt})
-    return _finish(score, x, sde, tl[-1], len(tl) - 1, denoise, callback, stats)
-
-
-_SCIPY_METHODS = ("RK45", "RK23", "DOP853", "Radau", "BDF", "LSODA")
-_TORCHDIFFEQ_ADAPTIVE = ("dopri5", "dopri8", "bosh3", "fehlberg2", "adaptive_heun")
+            callback({"i": i, "x": x_new, "t": tl[i + 1], "denoised": denoised(x, s, i), "step_size": -dt,
+                      "denoise": False})
+        x = x_new
+    return _finish(score, x, sde, tl[-1], len(tl) - 1, denoise, callback, stats, report=lambda x: {"step_size": tl[-1]})
 
 
 def sample_probability_flow_adaptive(score_fn, x: torch.Tensor, sde: SDE, *, solver: str = "scipy",
                                      method: str | None = None, rtol: float = 1e-5, atol: float = 1e-5,
-                                     t_eps: float = 1e-3, t_eval=None, options: dict | None = None,
+                                     t_eps: float = _T_EPS, t_eval=None, options: dict | None = None,
                                      denoise: bool = True, callback=None, stats=None) -> torch.Tensor:
     """Probability-flow ODE with an adaptive black-box solver (section 4.5.3).
 
@@ -415,75 +439,44 @@ def sample_probability_flow_adaptive(score_fn, x: torch.Tensor, sde: SDE, *, sol
       ``options={"step_size": h}``).
 
     The whole batch is one ODE system, so the solver's step is set by the hardest
-    example.  ``t_eval`` (decreasing times in ``(t_eps, T)``) adds dense-output frames that
-    are reported to ``callback`` as ``{"i", "x", "t"}``, without changing the solution.
+    example.  ``t_eval`` (decreasing times in ``(t_eps, T)``) adds dense-output frames, without
+    changing the solution.  The solver picks its own steps, so the grid is ``t_eps`` (and
+    ``rtol``, ``atol``) alone.
 
+    ``callback`` gets ``{"i", "x", "t", "denoise"}`` at each time of ``t_eval`` and at ``t_eps``
+    (the frames are interpolated, no score is evaluated there, so there is no ``"denoised"``).
     Returns (N, ...) samples; ``stats`` gets ``"nfe"`` (function evaluations of the solver,
     +1 with ``denoise``).
     """
     x, score = _start(score_fn, x, sde, callback, stats)
-    t_eps = _check_t_eps(t_eps, sde)
+    t_eps = check_t_eps(t_eps, sde.T)
     rtol, atol = check_positive(rtol, "rtol"), check_positive(atol, "atol")
+    check_bool(denoise, "denoise")
     times = [sde.T] + ([] if t_eval is None else [float(v) for v in t_eval]) + [t_eps]
     if any(b >= a for a, b in pairwise(times)):
         raise ValueError(f"t_eval: expected times strictly decreasing inside (t_eps, T) = ({t_eps}, {sde.T})")
-    shape, dtype = x.shape, x.dtype
 
-    def velocity(xt: torch.Tensor, t: float) -> torch.Tensor:
+    def velocity(t: float, xt: torch.Tensor) -> torch.Tensor:
         t = min(max(t, t_eps), sde.T)  # guard against round-off at the ends of the interval
         tt = torch.tensor([t], dtype=torch.float64)
         f, g = float(sde.drift_coef(tt)), float(sde.diffusion_coef(tt))
         return f * xt - (0.5 * g * g) * score(xt, t)
 
-    if solver == "scipy":
-        from scipy.integrate import solve_ivp
-
-        method = method or "RK45"
-        if method not in _SCIPY_METHODS:
-            raise ValueError(f"method: expected one of {_SCIPY_METHODS} for solver='scipy', got {method!r}")
-
-        def rhs(t, y):
-            xt = torch.from_numpy(y).reshape(shape).to(dtype=dtype, device=x.device)
-            with torch.no_grad():
-                return velocity(xt, t).reshape(-1).double().cpu().numpy()
-
-        sol = solve_ivp(rhs, (sde.T, t_eps), x.reshape(-1).double().cpu().numpy(), method=method,
-                        rtol=rtol, atol=atol, t_eval=times[1:], **(options or {}))
-        if not sol.success:
-            raise RuntimeError(f"solve_ivp failed: {sol.message}")
-        frames = [torch.from_numpy(sol.y[:, k]).reshape(shape).to(dtype=dtype, device=x.device)
-                  for k in range(sol.y.shape[1])]
-    elif solver == "torchdiffeq":
-        try:
-            from torchdiffeq import odeint
-        except ImportError as exc:  # pragma: no cover - optional dependency
-            raise ImportError("solver='torchdiffeq' needs the torchdiffeq package (pip install torchdiffeq)") from exc
-        method = method or "dopri5"
-        options = dict(options or {})
-        if method in _TORCHDIFFEQ_ADAPTIVE:
-            # adaptive steps may overshoot the last time and interpolate back; the score is not
-            # defined past t = 0, so make the solver land on t_eps exactly
-            options.setdefault("step_t", torch.tensor([t_eps], dtype=torch.float64))
-        with torch.no_grad():
-            out = odeint(lambda t, xt: velocity(xt, float(t)), x,
-                         torch.tensor(times, dtype=torch.float64, device=x.device),
-                         rtol=rtol, atol=atol, method=method, options=options)
-        frames = list(out[1:])
-    else:
-        raise ValueError(f"solver: expected 'scipy' or 'torchdiffeq', got {solver!r}")
-
+    frames = solve_ode(velocity, x, sde.T, t_eps, t_eval=times[1:], solver=solver, method=method, rtol=rtol,
+                       atol=atol, options=options)
+    frames = [xk.to(dtype=x.dtype, device=x.device) for xk in frames]
     if callback is not None:
         for k, (t, xk) in enumerate(zip(times[1:], frames, strict=True)):
-            callback({"i": k, "x": xk, "t": t})
+            callback({"i": k, "x": xk, "t": t, "denoise": False})
     with torch.no_grad():
-        return _finish(score, frames[-1], sde, t_eps, len(frames), denoise, callback, stats)
+        return _finish(score, frames[-1], sde, t_eps, len(frames), denoise, callback, stats, report=None)
 
 
 # -- few-step solvers: quality at 10-25 evaluations ---------------------------------------
 
 @torch.no_grad()
 def sample_heun_karras(score_fn, x: torch.Tensor, sde: SDE, *, n_steps: int = 10, rho: float = 7.0,
-                       t_eps: float = 1e-3, denoise: bool = True, callback=None, stats=None) -> torch.Tensor:
+                       t_eps: float = _T_EPS, denoise: bool = True, callback=None, stats=None) -> torch.Tensor:
     """Karras et al. (2022), "Elucidating the Design Space...", Algorithm 1: Heun on the
     probability-flow ODE in the rescaled variables of that paper (section 4.5.3).
 
@@ -494,13 +487,18 @@ def sample_heun_karras(score_fn, x: torch.Tensor, sde: SDE, *, n_steps: int = 10
     reach a good sample in 10-25 evaluations.  The optional denoising step is the Euler
     step from ``r(t_eps)`` to ``r = 0`` (it returns ``D``).
 
-    NFE: ``2 n_steps`` (+1 with ``denoise``).  ``callback`` gets ``{"i", "x", "t", "sigma"}``.
+    The grid is ``karras_times(sde, n_steps, t_eps, rho)``.  NFE: ``2 n_steps`` (+1 with
+    ``denoise``).  ``callback`` gets ``{"i", "x", "t", "denoised", "noise_ratio", "denoise"}``,
+    with ``noise_ratio`` the r reached (0 after the Tweedie step) and ``denoised`` the ``D``
+    of the step's first evaluation.
     """
     x, score = _start(score_fn, x, sde, callback, stats)
     ts = karras_times(sde, n_steps, t_eps, rho)
+    check_bool(denoise, "denoise")
     tl = ts.tolist()
     alpha, sigma = _coef(sde.alpha, ts), _coef(sde.sigma, ts)
     r = [s / a for s, a in zip(sigma, alpha, strict=True)]
+    denoised = _denoiser(sde, ts) if callback is not None else None
 
     # In y = x / alpha the slope is dy/dr = (y - D) / r with D = y + (sigma^2 / alpha) s and
     # r = sigma / alpha, which is just -sigma s(x, t).  The Heun step in y, written back in x:
@@ -513,15 +511,17 @@ def sample_heun_karras(score_fn, x: torch.Tensor, sde: SDE, *, n_steps: int = 10
         x_c = x if c == 1.0 else x * c
         x_pred = torch.add(x_c, s1, alpha=k * sigma[i])
         s2 = score(x_pred, tl[i + 1])
-        x = torch.add(x_c, s1, alpha=0.5 * k * sigma[i]).add_(s2, alpha=0.5 * k * sigma[i + 1])
+        x_new = torch.add(x_c, s1, alpha=0.5 * k * sigma[i]).add_(s2, alpha=0.5 * k * sigma[i + 1])
         if callback is not None:
-            callback({"i": i, "x": x, "t": tl[i + 1], "sigma": r[i + 1]})
-    return _finish(score, x, sde, tl[-1], len(tl) - 1, denoise, callback, stats)
+            callback({"i": i, "x": x_new, "t": tl[i + 1], "denoised": denoised(x, s1, i), "noise_ratio": r[i + 1],
+                      "denoise": False})
+        x = x_new
+    return _finish(score, x, sde, tl[-1], len(tl) - 1, denoise, callback, stats, report=lambda x: {"noise_ratio": 0.0})
 
 
 @torch.no_grad()
-def sample_dpm_solver_2(score_fn, x: torch.Tensor, sde: SDE, *, n_steps: int = 10, t_eps: float = 1e-3,
-                        spacing: str = "logsnr", rho: float = 7.0, denoise: bool = True, callback=None,
+def sample_dpm_solver_2(score_fn, x: torch.Tensor, sde: SDE, *, n_steps: int = 10, t_eps: float = _T_EPS,
+                        spacing: str = "logsnr", rho: float | None = None, denoise: bool = True, callback=None,
                         stats=None) -> torch.Tensor:
     """DPM-Solver-2 (Lu et al. 2022, Algorithm 1, midpoint form) on the probability-flow ODE (4.5.3).
 
@@ -532,34 +532,42 @@ def sample_dpm_solver_2(score_fn, x: torch.Tensor, sde: SDE, *, n_steps: int = 1
         u       = (alpha_m / alpha_i) x - sigma_m (e^{h_i/2} - 1) eps(x, t_i)
         x_{i+1} = (alpha_{i+1} / alpha_i) x - sigma_{i+1} (e^{h_i} - 1) eps(u, t_m)
 
-    ``spacing`` places the steps between ``t = T`` and ``t_eps``: ``"logsnr"`` (uniform in
-    ``lambda``, the paper's choice) or ``"karras"`` (the ``rho``-spaced noise levels of
-    ``karras_times``, as k-diffusion's ``sample_dpm_2`` uses).  NFE ``2 n_steps`` (+1).
-    ``callback`` gets ``{"i", "x", "t"}``.
+    ``spacing`` places the ``n_steps`` steps between ``t = T`` and ``t_eps``: ``"logsnr"``
+    (uniform in ``lambda``, the paper's choice) or ``"karras"`` (the ``rho``-spaced noise levels
+    of ``karras_times``, ``rho = 7`` by default, as k-diffusion's ``sample_dpm_2`` uses); ``rho``
+    with ``"logsnr"`` is an error, since it would be ignored.  NFE ``2 n_steps`` (+1).
+    ``callback`` gets ``{"i", "x", "t", "denoised", "denoise"}``, ``denoised`` from the score at
+    the start of the step.
     """
     x, score = _start(score_fn, x, sde, callback, stats)
-    n_steps = _n_steps(n_steps)
+    n_steps = check_count(n_steps, "n_steps", minimum=1)
+    check_choice(spacing, "spacing", ("logsnr", "karras"))
+    check_bool(denoise, "denoise")
     if spacing == "logsnr":
-        ends = torch.tensor([sde.T, _check_t_eps(t_eps, sde)], dtype=torch.float64)
+        if rho is not None:
+            raise ValueError(f"rho: expected no rho with spacing='logsnr' (rho shapes the 'karras' spacing), "
+                             f"got {rho!r}")
+        ends = torch.tensor([sde.T, check_t_eps(t_eps, sde.T)], dtype=torch.float64)
         grid = torch.linspace(*(-torch.log(sde.noise_ratio(ends))).tolist(), n_steps + 1, dtype=torch.float64)
-    elif spacing == "karras":
-        r, ends = _karras_ratios(sde, n_steps, t_eps, rho)
-        grid = -torch.log(r)
     else:
-        raise ValueError(f"spacing: expected 'logsnr' or 'karras', got {spacing!r}")
+        r, ends = _karras_ratios(sde, n_steps, t_eps, 7.0 if rho is None else rho)
+        grid = -torch.log(r)
     lam = torch.empty(2 * n_steps + 1, dtype=torch.float64)
     lam[0::2], lam[1::2] = grid, 0.5 * (grid[:-1] + grid[1:])  # grid points and midpoints, interleaved
     ts = sde.inverse_noise_ratio(torch.exp(-lam))
     ts[0], ts[-1] = ends[0], ends[1]
     tl, alpha, sigma = ts.tolist(), _coef(sde.alpha, ts), _coef(sde.sigma, ts)
     h = (grid[1:] - grid[:-1]).tolist()
+    denoised = _denoiser(sde, ts) if callback is not None else None
 
     # with eps = -sigma s, each update is one fused multiply-add on the score:
     # c x - sigma_m (e^{h/2} - 1) eps(x, t_j) = c x + sigma_m (e^{h/2} - 1) sigma_j s(x, t_j)
     for i in range(n_steps):
         j, mid, k = 2 * i, 2 * i + 1, 2 * i + 2
-        u = (x * (alpha[mid] / alpha[j])).add_(score(x, tl[j]), alpha=sigma[mid] * math.expm1(h[i] / 2) * sigma[j])
-        x = (x * (alpha[k] / alpha[j])).add_(score(u, tl[mid]), alpha=sigma[k] * math.expm1(h[i]) * sigma[mid])
+        s1 = score(x, tl[j])
+        u = (x * (alpha[mid] / alpha[j])).add_(s1, alpha=sigma[mid] * math.expm1(h[i] / 2) * sigma[j])
+        x_new = (x * (alpha[k] / alpha[j])).add_(score(u, tl[mid]), alpha=sigma[k] * math.expm1(h[i]) * sigma[mid])
         if callback is not None:
-            callback({"i": i, "x": x, "t": tl[k]})
-    return _finish(score, x, sde, tl[-1], n_steps, denoise, callback, stats)
+            callback({"i": i, "x": x_new, "t": tl[k], "denoised": denoised(x, s1, j), "denoise": False})
+        x = x_new
+    return _finish(score, x, sde, tl[-1], n_steps, denoise, callback, stats, report=lambda x: {})

@@ -35,8 +35,28 @@ from functools import lru_cache
 
 import torch
 
-from ._checks import as_float_tensor, check_count, check_generator, check_positive, per_example
-from .distributions import softmax_components
+from ._checks import (
+    as_float_tensor,
+    check_batch,
+    check_bool,
+    check_callable,
+    check_count,
+    check_generator,
+    check_output,
+    check_positive,
+    check_positive_values,
+    check_shared_time,
+    check_times,
+    check_type,
+)
+from .distributions import (
+    EmpiricalDistribution,
+    Gaussian,
+    GaussianMixture,
+    diffused_logits,
+    isotropic_logits,
+    softmax_components,
+)
 
 __all__ = [
     "append_dims",
@@ -51,9 +71,10 @@ __all__ = [
 ]
 
 _LOG_2PI = math.log(2 * math.pi)
+_SDE_TYPES = "a scorelab SDE (VESDE, VPSDE, SubVPSDE)"
 
 
-# -- broadcasting and validation ----------------------------------------------------
+# -- broadcasting ------------------------------------------------------------------------
 
 def append_dims(v: torch.Tensor, ndim: int) -> torch.Tensor:
     """Append trailing singleton axes to ``v`` until it has ``ndim`` axes.
@@ -67,23 +88,6 @@ def append_dims(v: torch.Tensor, ndim: int) -> torch.Tensor:
     if extra < 0:
         raise ValueError(f"append_dims: v has {v.ndim} axes, more than the requested {ndim}")
     return v.reshape(v.shape + (1,) * extra)
-
-
-def _check_x(x, name: str = "x") -> torch.Tensor:
-    if not isinstance(x, torch.Tensor):
-        raise TypeError(f"{name}: expected a torch.Tensor of shape (N, d) or (N, C, H, W), got {type(x).__name__}")
-    if not x.is_floating_point():
-        raise TypeError(f"{name}: expected a floating tensor (float32 or float64), got dtype {x.dtype}")
-    if x.ndim < 2:
-        raise ValueError(
-            f"{name}: expected a batch of shape (N, d) or (N, C, H, W), got shape {tuple(x.shape)}; "
-            f"for 1-D data use x[:, None]"
-        )
-    return x
-
-
-def _check_int(n, name: str, minimum: int = 1) -> int:
-    return check_count(n, name, minimum)
 
 
 # -- the common surface ------------------------------------------------------------
@@ -101,7 +105,7 @@ class SDE:
     prior_std: float = 1.0
 
     def __init__(self, N: int = 1000):
-        self.N = _check_int(N, "N")
+        self.N = check_count(N, "N", minimum=1)
 
     # -- scalar coefficients, (N,) -> (N,); overridden by subclasses ----------------
     def drift_coef(self, t: torch.Tensor) -> torch.Tensor:  # pragma: no cover - interface
@@ -138,32 +142,8 @@ class SDE:
 
     # -- time handling ---------------------------------------------------------------
     def _time(self, t, x: torch.Tensor) -> torch.Tensor:
-        """Return ``t`` as an (N,) tensor of ``x``'s dtype and device, checking shape and range."""
-        n = x.shape[0]
-        t = per_example(t, x, "t", " (one time per example)")
-        head = t[:1] if t.ndim == 1 and t.stride(0) == 0 else t  # one value broadcast: check it once
-        if n and not bool(((head >= 0) & (head <= self.T)).all()):
-            raise ValueError(f"t: expected times in [0, T] = [0, {self.T}], got values in "
-                             f"[{float(t.min()):.4g}, {float(t.max()):.4g}]")
-        return t
-
-    def _shared_time(self, t, n: int) -> float | None:
-        """The one time of a batch, as a float, when ``t`` is a number, a 0-d tensor or an (n,)
-        tensor broadcast from one value (a sampler's call); None for per-example times.  Checks the range."""
-        if isinstance(t, torch.Tensor):
-            if t.ndim == 0 or (t.ndim == 1 and t.shape[0] == n and (n == 1 or t.stride(0) == 0)):
-                if not (t.is_floating_point() or t.dtype in (torch.int32, torch.int64)):
-                    raise TypeError(f"t: expected real times, got dtype {t.dtype}")
-                tf = float(t.reshape(-1)[0]) if n else 0.0
-            else:
-                return None
-        elif isinstance(t, (int, float)) and not isinstance(t, bool):
-            tf = float(t)
-        else:
-            return None
-        if not 0 <= tf <= self.T:
-            raise ValueError(f"t: expected times in [0, T] = [0, {self.T}], got values in [{tf:.4g}, {tf:.4g}]")
-        return tf
+        """``t`` as an (N,) tensor of ``x``'s dtype and device, each in ``[0, T]`` (``_checks.check_times``)."""
+        return check_times(t, x, self.T)
 
     def _dt(self, dt) -> float:
         return self.T / self.N if dt is None else check_positive(dt, "dt")
@@ -171,13 +151,13 @@ class SDE:
     # -- the score-SDE surface -------------------------------------------------------
     def sde(self, x: torch.Tensor, t) -> tuple[torch.Tensor, torch.Tensor]:
         """Drift ``f(t) x`` (shape of x) and diffusion ``g(t)`` ((N,)) of the forward SDE."""
-        x = _check_x(x)
+        x = check_batch(x, images=True)
         t = self._time(t, x)
         return append_dims(self.drift_coef(t), x.ndim) * x, self.diffusion_coef(t)
 
     def marginal_prob(self, x: torch.Tensor, t) -> tuple[torch.Tensor, torch.Tensor]:
         """Mean ``alpha(t) x`` (shape of x) and std ``sigma(t)`` ((N,)) of ``p_0t(x(t) | x(0) = x)``."""
-        x = _check_x(x)
+        x = check_batch(x, images=True)
         t = self._time(t, x)
         return append_dims(self.alpha(t), x.ndim) * x, self.sigma(t)
 
@@ -199,7 +179,7 @@ class SDE:
 
     def prior_logp(self, z: torch.Tensor) -> torch.Tensor:
         """Log-density of the prior ``N(0, prior_std^2 I)`` at z (N, ...), summed over non-batch axes: (N,)."""
-        z = _check_x(z, "z")
+        z = check_batch(z, "z", images=True)
         d = z[0].numel()
         var = self.prior_std**2
         return -0.5 * d * (_LOG_2PI + math.log(var)) - z.reshape(z.shape[0], -1).pow(2).sum(-1) / (2 * var)
@@ -227,7 +207,7 @@ class SDE:
         ``f = a(t) x`` has the shape of x, ``G`` is (N,); see ``discrete_coefs``.  ``dt``
         defaults to ``T / N``.  The reverse-diffusion predictor undoes this step from x at t.
         """
-        x = _check_x(x)
+        x = check_batch(x, images=True)
         t = self._time(t, x)
         a, G = self.discrete_coefs(t, self._dt(dt))
         return append_dims(a, x.ndim) * x, G
@@ -399,12 +379,9 @@ class ReverseSDE:
     """
 
     def __init__(self, forward: SDE, score_fn, probability_flow: bool = False):
-        if not isinstance(forward, SDE):
-            raise TypeError(f"forward: expected a scorelab SDE, got {type(forward).__name__}")
-        if not callable(score_fn):
-            raise TypeError("score_fn: expected a callable (x (N, ...), t (N,)) -> score shaped like x")
-        if not isinstance(probability_flow, bool):
-            raise TypeError(f"probability_flow: expected a bool, got {type(probability_flow).__name__}")
+        check_type(forward, SDE, "forward", _SDE_TYPES)
+        check_callable(score_fn, "score_fn", "(x (N, ...), t (N,)) -> score shaped like x")
+        check_bool(probability_flow, "probability_flow")
         self.forward, self.score_fn, self.probability_flow = forward, score_fn, probability_flow
         self._c = 0.5 if probability_flow else 1.0
 
@@ -417,15 +394,11 @@ class ReverseSDE:
         return self.forward.N
 
     def _score(self, x, t):
-        s = self.score_fn(x, t)
-        if not isinstance(s, torch.Tensor) or s.shape != x.shape:
-            got = tuple(s.shape) if isinstance(s, torch.Tensor) else type(s).__name__
-            raise ValueError(f"score_fn: expected an output of shape {tuple(x.shape)} (same as x), got {got}")
-        return s
+        return check_output(self.score_fn(x, t), x.shape, "score_fn", " (same as x)")
 
     def sde(self, x: torch.Tensor, t) -> tuple[torch.Tensor, torch.Tensor]:
         """Reverse drift (shape of x) and diffusion ((N,), zeros for the ODE)."""
-        x = _check_x(x)
+        x = check_batch(x, images=True)
         t = self.forward._time(t, x)
         drift, g = self.forward.sde(x, t)
         drift = drift - self._c * append_dims(g * g, x.ndim) * self._score(x, t)
@@ -433,7 +406,7 @@ class ReverseSDE:
 
     def discretize(self, x: torch.Tensor, t, dt: float | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Discrete reverse step: ``(rev_f, rev_G)`` with ``x_{i-1} = x_i - rev_f + rev_G z``."""
-        x = _check_x(x)
+        x = check_batch(x, images=True)
         t = self.forward._time(t, x)
         f, G = self.forward.discretize(x, t, dt)
         rev_f = f - self._c * append_dims(G * G, x.ndim) * self._score(x, t)
@@ -448,8 +421,6 @@ class ReverseSDE:
 
 def _gaussian_parts(dist):
     """(log_weights (K,), means (K, d), variances (K,) or None, eigen (Q (K,d,d), lam (K,d)) or None), float64."""
-    from .distributions import EmpiricalDistribution, Gaussian, GaussianMixture
-
     # the float64 master parameters (the public properties are cast to dist.dtype)
     if isinstance(dist, GaussianMixture):
         m = dist._p.master
@@ -500,8 +471,7 @@ def exact_score_fn(sde: SDE, dist, cache_size: int = 8):
         ``score_fn(x, t)`` mapping x (N, d), or (N, C, H, W) with ``C*H*W == dist.dim``, and t
         (N,) (or a number) to a score shaped like x.
     """
-    if not isinstance(sde, SDE):
-        raise TypeError(f"sde: expected a scorelab SDE, got {type(sde).__name__}")
+    check_type(sde, SDE, "sde", _SDE_TYPES)
     logw, means, var, eig = _gaussian_parts(dist)
     dim = means.shape[1]
     master = dict(logw=logw, means=means, msq=(means**2).sum(-1))
@@ -533,22 +503,17 @@ def exact_score_fn(sde: SDE, dist, cache_size: int = 8):
             prec = 1.0 / (a * a * p["var0"] + s * s)
             b = p["means"] * (a * prec)  # (K, d)
             c = torch.add(p["logw"], p["msq"], alpha=-0.5 * a * a * prec)
-            r = softmax_components(torch.addmm(c[:, None], b, xf.T))  # (K, N)
+            r = softmax_components(isotropic_logits(xf, c, b))  # (K, N)
             return torch.addmm(xf, r.T, b, beta=-prec)
         v = a * a * p["var"] + s * s  # (K,)
         prec = 1.0 / v
         c = p["logw"] - 0.5 * dim * torch.log(v) - 0.5 * a * a * prec * p["msq"]
         b = (a * prec)[:, None] * p["means"]  # (K, d)
-        logits = torch.addmm(c[:, None], b, xf.T)  # (K, N)
-        logits = logits - 0.5 * (prec - prec.min())[:, None] * (xf * xf).sum(-1)
-        r = softmax_components(logits)
+        r = softmax_components(isotropic_logits(xf, c, b, prec - prec.min()))  # (K, N)
         return r.T @ b - xf * (r.T @ prec)[:, None]
 
     def _iso_per_example(xf, p, a, s):
-        a2 = (a * a)[:, None]
-        v = a2 * p["var"] + (s * s)[:, None]  # (N, K)
-        sq = (xf * xf).sum(-1, keepdim=True) - 2 * a[:, None] * (xf @ p["means"].T) + a2 * p["msq"]
-        logits = p["logw"] - 0.5 * dim * torch.log(v) - 0.5 * sq / v
+        logits, v = diffused_logits(xf, p["logw"], p["means"], p["msq"], p["var"], a, s)  # (N, K)
         rv = torch.softmax(logits, dim=-1) / v  # (N, K)
         return a[:, None] * (rv @ p["means"]) - xf * rv.sum(-1, keepdim=True)
 
@@ -562,13 +527,13 @@ def exact_score_fn(sde: SDE, dist, cache_size: int = 8):
         return -torch.einsum("kne,kde->nd", w, p["Q"])
 
     def score_fn(x: torch.Tensor, t) -> torch.Tensor:
-        x = _check_x(x)
+        x = check_batch(x, images=True)
         n = x.shape[0]
         xf = x.reshape(n, -1)
         if xf.shape[1] != dim:
             raise ValueError(f"x: expected {dim} numbers per example to match {dist!r}, got shape {tuple(x.shape)}")
         p = params(x.dtype, x.device)
-        t_one = sde._shared_time(t, n) if var is not None else None
+        t_one = check_shared_time(t, n, sde.T) if var is not None else None
         if t_one is None:
             t = sde._time(t, x)
             if var is not None and n and bool((t == t[0]).all()):
@@ -597,8 +562,7 @@ def _std_like(std, x: torch.Tensor) -> torch.Tensor:
         s = s.expand(x.shape[0])
     if s.shape != (x.shape[0],):
         raise ValueError(f"std: expected a number or an ({x.shape[0]},) tensor, got shape {tuple(s.shape)}")
-    if not bool((s > 0).all()):
-        raise ValueError("std: expected positive noise standard deviations")
+    check_positive_values(s, "std", "noise standard deviations")
     return append_dims(s, x.ndim)
 
 
@@ -609,11 +573,11 @@ def eps_to_score(eps: torch.Tensor, std) -> torch.Tensor:
     (``sigma_t = sqrt(1 - alpha_bar_t)``); its optimum is ``E[eps | x_t] = -sigma_t grad log p_t(x_t)``.
     ``eps`` is (N, ...); ``std`` a positive number or (N,) tensor.
     """
-    eps = _check_x(eps, "eps")
+    eps = check_batch(eps, "eps", images=True)
     return -eps / _std_like(std, eps)
 
 
 def score_to_eps(score: torch.Tensor, std) -> torch.Tensor:
     """Noise prediction from a score, ``eps = -sigma_t s`` (inverse of ``eps_to_score``)."""
-    score = _check_x(score, "score")
+    score = check_batch(score, "score", images=True)
     return -score * _std_like(std, score)

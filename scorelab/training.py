@@ -15,7 +15,7 @@ import math
 import torch
 from torch import nn
 
-from ._checks import check_generator, check_positive
+from ._checks import check_batch, check_callable, check_count, check_generator, check_positive, check_type
 
 __all__ = ["train"]
 
@@ -32,19 +32,6 @@ def _batches(data, batch_size: int, g: torch.Generator):
     else:
         while True:
             yield data.sample(batch_size, generator=g)
-
-
-def _check_data(data) -> None:
-    if isinstance(data, torch.Tensor):
-        if not data.is_floating_point():
-            raise TypeError(f"data: expected a floating (N, d) tensor, got dtype {data.dtype}")
-        if data.ndim != 2 or data.shape[0] == 0:
-            raise ValueError(f"data: expected a non-empty (N, d) tensor, got shape {tuple(data.shape)}")
-    elif not callable(getattr(data, "sample", None)):
-        raise TypeError(
-            f"data: expected a Distribution (with .sample(n, generator=)) or an (N, d) tensor, "
-            f"got {type(data).__name__}"
-        )
 
 
 def train(model: nn.Module, loss_fn, data, *, n_steps: int, batch_size: int = 256, lr: float = 1e-3,
@@ -76,15 +63,15 @@ def train(model: nn.Module, loss_fn, data, *, n_steps: int, batch_size: int = 25
     Raises:
         FloatingPointError: if the loss becomes NaN or infinite (lower ``lr`` or check sigma).
     """
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"model: expected a torch.nn.Module, got {type(model).__name__}")
-    if not callable(loss_fn):
-        raise TypeError(f"loss_fn: expected a callable loss_fn(model, batch, generator), got {type(loss_fn).__name__}")
-    _check_data(data)
-    if isinstance(n_steps, bool) or not isinstance(n_steps, int) or n_steps < 0:
-        raise ValueError(f"n_steps: expected a non-negative int, got {n_steps!r}")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size: expected a positive int, got {batch_size!r}")
+    check_type(model, nn.Module, "model", "a torch.nn.Module")
+    check_callable(loss_fn, "loss_fn", "loss_fn(model, batch, generator)")
+    if isinstance(data, torch.Tensor):
+        check_batch(data, "data")
+    elif not callable(getattr(data, "sample", None)):
+        raise TypeError(f"data: expected a Distribution (with .sample(n, generator=)) or an (N, d) tensor, "
+                        f"got {type(data).__name__}")
+    n_steps = check_count(n_steps, "n_steps")
+    batch_size = check_count(batch_size, "batch_size", minimum=1)
     lr = check_positive(lr, "lr")
     params = [p for p in model.parameters() if p.requires_grad]
     if not params:

@@ -31,8 +31,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._checks import check_count, check_positive
-from .sdes import SDE, _check_x, append_dims
+from ._checks import check_batch, check_count, check_positive, check_seed
+from .sdes import SDE, append_dims
 
 __all__ = ["UNet", "FlatScoreNet", "count_parameters"]
 
@@ -133,9 +133,7 @@ class UNet(nn.Module):
         gen = torch.random.fork_rng(devices=[])
         with gen:
             if seed is not None:
-                if isinstance(seed, bool) or not isinstance(seed, int):
-                    raise TypeError(f"seed: expected None or an int, got {type(seed).__name__}")
-                torch.manual_seed(seed)
+                torch.manual_seed(check_seed(seed))
             self._build(shape[0], channels, mult, n_res_blocks, attention, groups, dropout, n_fourier,
                         fourier_scale)
 
@@ -180,8 +178,8 @@ class UNet(nn.Module):
         kw.update(overrides)
         return cls(sde, shape, seed=seed, **kw)
 
-    def _check(self, x, t):
-        x = _check_x(x)
+    def _inputs(self, x, t):
+        x = check_batch(x, images=True)
         if tuple(x.shape[1:]) != self.shape:
             raise ValueError(f"x: expected images of shape (N, {', '.join(map(str, self.shape))}), "
                              f"got {tuple(x.shape)}")
@@ -195,7 +193,7 @@ class UNet(nn.Module):
 
     def eps(self, x: torch.Tensor, t) -> torch.Tensor:
         """Noise prediction ``eps_theta(x, t)``: (N, C, H, W), (N,) -> (N, C, H, W)."""
-        x, t = self._check(x, t)
+        x, t = self._inputs(x, t)
         return self._eps(x, t)
 
     def _eps(self, x, t):
@@ -216,7 +214,7 @@ class UNet(nn.Module):
         return self.conv_out(F.silu(self.norm_out(h)))
 
     def forward(self, x: torch.Tensor, t) -> torch.Tensor:
-        x, t = self._check(x, t)
+        x, t = self._inputs(x, t)
         eps = self._eps(x, t)
         # the division by sigma(t) in float32 (under bf16 autocast eps comes out in bf16)
         return -eps.float() / append_dims(self.sde.sigma(t).float(), x.ndim)
@@ -272,9 +270,7 @@ class FlatScoreNet(nn.Module):
         dim = math.prod(shape)
         with torch.random.fork_rng(devices=[]):
             if seed is not None:
-                if isinstance(seed, bool) or not isinstance(seed, int):
-                    raise TypeError(f"seed: expected None or an int, got {type(seed).__name__}")
-                torch.manual_seed(seed)
+                torch.manual_seed(check_seed(seed))
             self.register_buffer("freqs", torch.randn(n_fourier) * fourier_scale)
             self.time_mlp = nn.Sequential(nn.Linear(2 * n_fourier, width), nn.SiLU(), nn.Linear(width, width))
             self.inp = nn.Linear(dim, width)
@@ -285,7 +281,7 @@ class FlatScoreNet(nn.Module):
             # nearly the scaled input), which a width-limited MLP cannot pass through its bottleneck
             self.skip = _zero(nn.Linear(width, dim))
 
-    _check = UNet._check
+    _inputs = UNet._inputs
     _embed = UNet._embed
 
     def _eps(self, x, t):

@@ -52,11 +52,11 @@ def test_parts_and_right_answers():
 
 
 @pytest.mark.parametrize("answer,hint", [
-    (lambda n, g: make_series(n, g, start_std=1.0), "not stationary"),
-    (lambda n, g: make_series(n, g, phi=-PHI), "anti-correlated"),
-    (lambda n, g: make_series(n, g, phi=0.0), "uncorrelated"),
-    (lambda n, g: make_series(n, torch.Generator().manual_seed(0)), "generator it is given"),
-    (lambda n, g: make_series(n, g)[:, :8], "shape (5, 16)"),
+    (lambda n, g: make_series(n, g, start_std=1.0), "不平稳"),
+    (lambda n, g: make_series(n, g, phi=-PHI), "负相关"),
+    (lambda n, g: make_series(n, g, phi=0.0), "不相关"),
+    (lambda n, g: make_series(n, torch.Generator().manual_seed(0)), "传入的 generator"),
+    (lambda n, g: make_series(n, g)[:, :8], "形状 (5, 16)"),
 ])
 def test_series_generator_mistakes(answer, hint):
     r = check("design.M1", answer)
@@ -64,22 +64,22 @@ def test_series_generator_mistakes(answer, hint):
 
 
 def test_exact_score_mistakes():
-    assert "inverse" in check("design.M2", lambda x: -x @ covariance()).message
-    assert "sign is flipped" in check("design.M2", lambda x: -series_score(x)).message
+    assert "逆矩阵" in check("design.M2", lambda x: -x @ covariance()).message
+    assert "符号反了" in check("design.M2", lambda x: -series_score(x)).message
 
 
 def test_model_and_samples_mistakes():
     r = check("design.M3", oracle(1.3))
-    assert r.status == "fail" and "t = 0.1" in r.message and "need < 0.05" in r.message
+    assert r.status == "fail" and "t = 0.1" in r.message and "小于 0.05" in r.message
     g = torch.Generator().manual_seed(6)
     exact = make_series(4000, g)
     r = check("design.M4", 0.7 * exact)
-    assert r.status == "fail" and "variance is too small" in r.message
+    assert r.status == "fail" and "方差太小" in r.message
     shuffled = torch.randn(4000, L, generator=g) / math.sqrt(1 - PHI**2)  # right variance, no memory
     r = check("design.M4", shuffled)
-    assert r.status == "fail" and "temporal correlation" in r.message
-    assert "at least 2000" in check("design.M4", exact[:100]).message
-    assert "shape (N, 16)" in check("design.M4", exact[:, :4]).message
+    assert r.status == "fail" and "时间上的相关" in r.message
+    assert "至少生成 2000" in check("design.M4", exact[:100]).message
+    assert "(N, 16)" in check("design.M4", exact[:, :4]).message
 
 
 def test_unanswered_milestones_are_to_do():
@@ -88,3 +88,49 @@ def test_unanswered_milestones_are_to_do():
 
     assert check("design.M1", stub).status == "todo"
     assert check("design.M3", ...).status == "todo" and check("design.M4", ...).status == "todo"
+
+
+# -- adversarial answers ------------------------------------------------------------------------------
+
+class EnergyModel(torch.nn.Module):
+    """Right, written differently: the score as the autograd gradient of a quadratic energy."""
+
+    def __init__(self):
+        super().__init__()
+        self.exact = oracle()
+
+    def forward(self, x, t):
+        x = x.detach().double().requires_grad_(True)
+        target = self.exact(x.detach().float(), t).double()
+        energy = -(target * x).sum() + 0.0 * x.sum()  # E with grad_x E = -score
+        (g,) = torch.autograd.grad(-energy, x)
+        return g.float()
+
+
+def test_a_score_model_that_uses_autograd_passes():
+    r = check("design.M3", EnergyModel())
+    assert r.status == "pass", r.message
+
+
+def test_series_in_float64_fail_the_required_dtype():
+    r = check("design.M1", lambda n, g: make_series(n, g).double())
+    assert r.status == "fail" and "float32" in r.message
+
+
+def test_samples_off_in_the_mean_fail():
+    exact = make_series(4000, torch.Generator().manual_seed(5))
+    r = check("design.M4", exact + 0.3)  # covariance and lag-1 correlation are blind to a shift
+    assert r.status == "fail" and "均值" in r.message
+
+
+def test_nan_everywhere_does_not_slip_through_a_comparison():
+    r = check("design.M1", lambda n, g: torch.full((n, L), float("nan")) + 0 * torch.randn(n, L, generator=g))
+    assert r.status == "fail" and "NaN" in r.message
+
+
+def test_hidden_variants_pass_right_answers():
+    from scorelab.exercises import run_check
+
+    for part, answer in (("design.M1", make_series), ("design.M2", series_score), ("design.M3", oracle())):
+        status, message = run_check(part, (answer,), rng=torch.Generator().manual_seed(3))
+        assert status == "pass", (part, message)

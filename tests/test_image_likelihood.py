@@ -8,7 +8,8 @@ import torch
 
 from scorelab.distributions import Gaussian
 from scorelab.image_likelihood import categorical_bits_per_dim, image_bits_per_dim, uniform_bits_per_dim
-from scorelab.likelihood import divergence
+from scorelab.likelihood import batched_divergence
+from scorelab.losses import score_divergence
 from scorelab.sdes import VPSDE, exact_score_fn
 
 
@@ -29,8 +30,8 @@ def test_batched_exact_divergence_equals_the_sequential_one():
         return torch.tanh(flat @ w).reshape(x.shape) * x
 
     x = torch.randn(5, 1, 3, 4, dtype=torch.float64)
-    v1, d1 = divergence(fn, x)
-    v2, d2 = divergence(fn, x, batched=True)
+    v1, d1 = score_divergence(fn, x)
+    v2, d2 = batched_divergence(fn, x)
     torch.testing.assert_close(v1, v2)
     torch.testing.assert_close(d1, d2)
 

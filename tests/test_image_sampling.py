@@ -72,5 +72,5 @@ def test_recorder_grid_and_animation():
     assert html.count("frames[") >= len(rec.times)  # one embedded image per recorded state
     fig = show_panels({"a": rec.frames[0], "b": rec.frames[-1]})
     assert len(fig.axes) == 2
-    with pytest.raises(ValueError, match="sampler: expected one of"):
+    with pytest.raises(ValueError, match="sampler: expected .dpm_solver_2."):
         sample_images(exact, sde, 2, SHAPE, sampler="ddim")

@@ -20,7 +20,7 @@ from scorelab.image_training import (
     suggest_sigma_max,
     train_score_model,
 )
-from scorelab.sde_nets import sde_score_matching_loss
+from scorelab.losses import sde_score_matching_loss
 from scorelab.sdes import VESDE, VPSDE
 from scorelab.unet import FlatScoreNet, UNet
 

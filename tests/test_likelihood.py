@@ -19,7 +19,8 @@ import torch
 from reference import gen  # noqa: E402  (tests/reference.py)
 
 import scorelab as sl
-from scorelab.likelihood import bits_per_dim, dequantize, divergence, log_likelihood
+from scorelab.likelihood import bits_per_dim, dequantize, log_likelihood
+from scorelab.losses import score_divergence
 from scorelab.sdes import VESDE, VPSDE, SubVPSDE, exact_score_fn
 
 torch.set_num_threads(1)
@@ -95,11 +96,11 @@ def test_torchdiffeq_solver_agrees(data):
 def test_divergence_estimators_on_a_linear_map():
     A = torch.tensor([[1.0, 2.0, 0.0], [-1.0, 3.0, 0.5], [0.2, 0.0, -2.0]], dtype=torch.float64)
     x = torch.randn(4, 3, generator=gen(1), dtype=torch.float64)
-    v, div = divergence(lambda y: y @ A.T, x)
+    v, div = score_divergence(lambda y: y @ A.T, x)
     torch.testing.assert_close(v, x @ A.T)
     torch.testing.assert_close(div, torch.full((4,), float(torch.trace(A)), dtype=torch.float64))
     probes = torch.randn(4000, 4, 3, generator=gen(2), dtype=torch.float64)
-    _, est = divergence(lambda y: y @ A.T, x, probes=probes)
+    _, est = score_divergence(lambda y: y @ A.T, x, probes=probes)
     # Var(z^T A z) = 2 |sym(A)|_F^2 for Gaussian z; SE of the mean over 4000 probes
     sym = (A + A.T) / 2
     se = math.sqrt(2 * float((sym**2).sum()) / 4000)
@@ -160,4 +161,4 @@ def test_bad_inputs(data):
     with pytest.raises(ValueError, match="dim"):
         bits_per_dim(torch.zeros(2), 0)
     with pytest.raises(ValueError, match="fn: expected an output"):
-        divergence(lambda y: y[:, :1], x)
+        score_divergence(lambda y: y[:, :1], x)

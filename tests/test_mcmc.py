@@ -436,7 +436,7 @@ def test_clear_errors():
     x0 = torch.zeros(3, 2)
     with pytest.raises(TypeError, match="score_fn"):
         sample_preconditioned_langevin(None, x0, 0.1, 2, preconditioner=1.0)
-    with pytest.raises(ValueError, match=r"x0: expected a non-empty tensor of shape \(N, d\)"):
+    with pytest.raises(ValueError, match=r"x: expected a non-empty tensor of shape \(N, d\)"):
         sample_preconditioned_langevin(t.score, torch.zeros(3), 0.1, 2, preconditioner=1.0)
     with pytest.raises(TypeError, match="floating"):
         sample_hmc(t.score, t.log_prob, torch.zeros(3, 2, dtype=torch.long), 0.1, 2, 2)

@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from scorelab.quotes import QuoteMismatch, quote, render
+from scorelab.quotes import QuoteMismatch, number_of, quote, render
 
 
 @pytest.mark.parametrize("value,text", [
@@ -56,3 +56,42 @@ def test_fast_mode_checks_only_the_text(monkeypatch):
     monkeypatch.setenv("SCORELAB_FAST", "0")
     with pytest.raises(QuoteMismatch):
         quote(4.63, "3.2")
+
+
+@pytest.mark.parametrize("value,text", [
+    (3.1e-19, "<1e-10"), (0.029, "≤3%"), (0.03, "<=3%"), (1.6, ">1.5×"), (1.5, ">=1.5x"), (0.995, "≥0.99"),
+    (-26.0, "<-25"),
+])
+def test_quote_accepts_a_value_on_the_stated_side_of_a_bound(value, text):
+    assert quote(value, text) == text
+
+
+@pytest.mark.parametrize("value,text", [
+    (2e-10, "<1e-10"), (0.0301, "≤3%"), (1.5, ">1.5×"), (0.98, "≥0.99"), (float("nan"), "<1"),
+])
+def test_quote_rejects_a_value_past_a_bound(value, text):
+    with pytest.raises(QuoteMismatch, match="which is not"):
+        quote(value, text)
+
+
+def test_a_bound_needs_a_readable_number():
+    with pytest.raises(ValueError, match="expected a number such as"):
+        quote(1.0, "<about two")
+
+
+def test_number_of_reads_the_forms_quote_accepts():
+    assert number_of("45%") == pytest.approx(0.45) and number_of("1,797") == 1797.0
+    assert number_of("-3.1e-4") == pytest.approx(-3.1e-4) and number_of("10×") == 10.0
+
+
+def test_a_seed_that_moves_a_value_past_its_last_digit_fails(monkeypatch):
+    """What executing a notebook catches: the prose quotes a Monte-Carlo mean computed with one seed."""
+    monkeypatch.delenv("SCORELAB_FAST", raising=False)
+
+    def mean(seed):  # standard error 0.01: the third decimal moves with the seed
+        return float(torch.randn(10_000, generator=torch.Generator().manual_seed(seed)).mean())
+
+    text = render(mean(0), "0.000")
+    assert quote(mean(0), text) == text
+    with pytest.raises(QuoteMismatch):
+        quote(mean(1), text)

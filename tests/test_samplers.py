@@ -305,7 +305,7 @@ def _log_prob(x):
 
 
 @pytest.mark.parametrize("call, exc, match", [
-    (lambda: sample_langevin(_score, [[0.0, 1.0]], 0.1, 1), TypeError, "x0"),
+    (lambda: sample_langevin(_score, [[0.0, 1.0]], 0.1, 1), TypeError, "x: expected a torch.Tensor"),
     (lambda: sample_langevin(_score, torch.zeros(3, 2, dtype=torch.long), 0.1, 1), TypeError, "floating"),
     (lambda: sample_langevin(_score, torch.zeros(3), 0.1, 1), ValueError, r"\(N, d\)"),
     (lambda: sample_langevin(_score, torch.zeros(0, 2), 0.1, 1), ValueError, "at least one"),

@@ -16,7 +16,8 @@ import torch
 from reference import gen  # noqa: E402  (tests/reference.py)
 
 import scorelab as sl
-from scorelab.sde_nets import TimeConditionalScoreNet, sde_score_matching_loss
+from scorelab.losses import sde_score_matching_loss
+from scorelab.sde_nets import TimeConditionalScoreNet
 from scorelab.sdes import VESDE, VPSDE, SubVPSDE, exact_score_fn
 
 torch.set_num_threads(1)
